@@ -1,0 +1,67 @@
+"""The persistence worker's task: store a batch, then tell the senders.
+
+Delivery is at least once (``CELERY_TASK_ACKS_LATE``, ``CELERY_TASK_REJECT_ON_WORKER_LOST``):
+a batch is acknowledged only after its transaction commits, and comes back if the worker
+dies first. ``chat.persistence`` makes the second delivery harmless. Database errors (the
+server restarting, the pool timing out) retry with exponential backoff, forever: a batch the
+broker accepted is never dropped.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from celery import shared_task, signals
+from channels.layers import get_channel_layer
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from psycopg_pool import PoolTimeout
+
+from chat.handoff import PERSIST_TASK
+from chat.persistence import store_batch
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name=PERSIST_TASK,
+    autoretry_for=(OperationalError, InterfaceError, PoolTimeout),
+    retry_backoff=0.5,
+    retry_backoff_max=30,
+    max_retries=None,
+)
+def persist_messages(records: list[dict]) -> dict:
+    result = store_batch(records)
+    try:
+        async_to_sync(notify_persisted)(result.stored)
+    except Exception:
+        # The messages are committed; a sender that misses "persisted" still has its
+        # receipt, and the history API shows the message as stored.
+        logger.warning("Could not notify senders of %d stored messages", len(result.stored))
+    return {"stored": len(result.stored), "dead": len(result.dead)}
+
+
+async def notify_persisted(records: list[dict]) -> None:
+    """Send ``message.persisted`` to each sender's socket, if it is still there."""
+    layer = get_channel_layer()
+    for record in records:
+        if record.get("reply_channel"):
+            await layer.send(
+                record["reply_channel"], {"type": "message.persisted", "id": record["id"]}
+            )
+
+
+@signals.task_postrun.connect
+def return_connections_to_pool(**kwargs):
+    """Hand the task's connection back to the pool, as Django does at the end of a request.
+
+    A connection broken by a database restart is discarded here; the pool's health check
+    replaces it on the next task.
+    """
+    close_old_connections()
+
+
+@signals.worker_process_shutdown.connect
+def close_pool(**kwargs):
+    """Close this child's pool so PostgreSQL sees a clean goodbye, not a dropped socket."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+    connections["default"].close_pool()

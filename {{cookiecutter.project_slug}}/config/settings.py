@@ -1,0 +1,179 @@
+"""Settings for {{ cookiecutter.project_name }}, all read from the environment here.
+
+A ``.env`` file in the project root may supply variables; real environment variables win.
+The defaults work on a developer machine with PostgreSQL and Redis on localhost.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+from config.pool import ROLES, ConnectionBudget, pool_options
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Each entry point (manage.py, config/asgi.py, config/celery.py) declares what it is, so
+# that pool sizes and the name shown in pg_stat_activity follow the process's job.
+PROCESS_ROLE = os.environ.get("PROCESS_ROLE", "manage")
+if PROCESS_ROLE not in ROLES:
+    raise environ.ImproperlyConfigured(f"PROCESS_ROLE must be one of {ROLES}, not {PROCESS_ROLE!r}")
+
+SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me-in-production")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL: one bounded pool per process, sized by role -------------------------------
+CONNECTION_BUDGET = ConnectionBudget(
+    web_processes=env.int("WEB_CONCURRENCY", default=1),
+    web_pool_size=env.int("WEB_POOL_MAX_SIZE", default=4),
+    worker_processes=env.int("WORKER_CONCURRENCY", default=2),
+    worker_pool_size=env.int("WORKER_POOL_MAX_SIZE", default=1),
+    manage_pool_size=env.int("MANAGE_POOL_MAX_SIZE", default=2),
+    reserve=env.int("DB_RESERVED_CONNECTIONS", default=3),
+)
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default=f"postgres://postgres@127.0.0.1:5432/{PROJECT_SLUG}"
+    )
+}
+DATABASES["default"].update(
+    {
+        "ENGINE": "django.db.backends.postgresql",
+        "CONN_MAX_AGE": 0,  # the pool, not Django, keeps connections open
+        # The pool tests a connection before lending it: a PostgreSQL restart costs a
+        # reconnect, not a failed batch.
+        "CONN_HEALTH_CHECKS": True,
+        # Transaction-mode poolers (pgbouncer) cannot keep a cursor open across statements.
+        "DISABLE_SERVER_SIDE_CURSORS": {{ "True" if cookiecutter.db_pooling == "pgbouncer" else "False" }},
+        "OPTIONS": {
+            "application_name": f"{PROJECT_SLUG}:{PROCESS_ROLE}",
+            "pool": pool_options(
+                CONNECTION_BUDGET, PROCESS_ROLE, timeout=env.float("DB_POOL_TIMEOUT", default=10)
+            ),
+        },
+    }
+)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache (and so sessions), channel layer and Celery broker -----------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": PROJECT_SLUG,
+    }
+}
+# Sessions live in Redis so that the WebSocket handshake can authenticate without a query.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            # Pub/sub channels ignore Redis database numbers: the prefix keeps projects apart.
+            "prefix": env("CHANNEL_LAYER_PREFIX", default=PROJECT_SLUG),
+        },
+    }
+}
+
+# --- Celery: the persistence worker ------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ROUTES = {"chat.persist_messages": {"queue": "persist"}}
+# At-least-once: a batch is acknowledged only after it is committed, and redelivered if the
+# worker dies holding it. Storage is idempotent, so a redelivery never stores twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = CONNECTION_BUDGET.worker_processes
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Unacknowledged batches of a dead worker come back after this many seconds; it must
+    # exceed the longest batch (and retry countdown), or a slow batch is delivered twice.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=120),
+}
+# The ASGI process publishes on the event loop's side thread: fail fast when the broker is
+# down, so that the sender hears "unavailable" instead of waiting.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+# --- The chat protocol (../docs/protocol.md) ---------------------------------------------
+CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
+CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
+# Hand-off micro-batching: one Celery task per batch, flushed on size or delay.
+CHAT_HANDOFF_MAX_BATCH = env.int("CHAT_HANDOFF_MAX_BATCH", default=200)
+CHAT_HANDOFF_MAX_DELAY = env.float("CHAT_HANDOFF_MAX_DELAY_MS", default=5) / 1000
+CHAT_RECEIPT_MAX_AGE = env.int("CHAT_RECEIPT_MAX_AGE", default=24 * 3600)
+
+# --- Auth, static files, i18n ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_REDIRECT_URL = "/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,58 @@
+"""``manage.py preflight``: are PostgreSQL and Redis there? Create the database if missing.
+
+Run by ``make migrate`` so that a fresh machine gets a sentence telling what to start,
+not a traceback.
+"""
+
+import psycopg
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from psycopg import sql
+
+
+class Command(BaseCommand):
+    help = "Check that PostgreSQL and Redis are reachable, and create the database if missing."
+
+    def handle(self, *args, **options):
+        self.check_redis()
+        self.ensure_database()
+
+    def check_redis(self):
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            raise CommandError(
+                f"Redis is not reachable at {settings.REDIS_URL} ({exc}).\n"
+                "Start it (e.g. `redis-server --daemonize yes`, or `docker compose up -d redis`) "
+                "or set REDIS_URL."
+            ) from None
+        self.stdout.write(f"Redis: reachable at {settings.REDIS_URL}")
+
+    def ensure_database(self):
+        db = settings.DATABASES["default"]
+        server = {
+            "host": db["HOST"] or None,
+            "port": db["PORT"] or None,
+            "user": db["USER"] or None,
+            "password": db["PASSWORD"] or None,
+            "connect_timeout": 3,
+            "application_name": f"{settings.PROJECT_SLUG}:manage",
+        }
+        where = f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+        try:
+            with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
+                ).fetchone()
+                if exists:
+                    self.stdout.write(f"PostgreSQL: database {db['NAME']!r} exists at {where}")
+                    return
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
+                self.stdout.write(f"PostgreSQL: created database {db['NAME']!r} at {where}")
+        except psycopg.OperationalError as exc:
+            raise CommandError(
+                f"PostgreSQL is not reachable at {where} ({str(exc).strip()}).\n"
+                "Start it (e.g. `sudo service postgresql start`, or `docker compose up -d "
+                "postgres`) or set DATABASE_URL."
+            ) from None

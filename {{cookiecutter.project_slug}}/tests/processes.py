@@ -1,0 +1,125 @@
+"""Start the project's real processes (from the Procfile) for end-to-end tests.
+
+Nothing here sleeps to synchronise: every wait polls a condition until a deadline, and a
+process that fails to come up is reported with the end of its log.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def procfile_command(name: str) -> str:
+    for line in (PROJECT_DIR / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"No {name!r} line in the Procfile")
+
+
+def database_url(settings_dict: dict) -> str:
+    user = settings_dict["USER"] or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = settings_dict["PORT"] or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+class Process:
+    """One Procfile process, run through a shell exactly as the Procfile line reads."""
+
+    def __init__(self, name: str, env: dict, log_path: Path, extra_args: str = ""):
+        self.name = name
+        self.log_path = log_path
+        self.command = f"{procfile_command(name)} {extra_args}".strip()
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        env.pop("PROCESS_ROLE", None)  # each entry point declares its own role
+        self.log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
+        self.popen = subprocess.Popen(
+            ["bash", "-c", f"exec {self.command}"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+    def wait_until(self, condition, timeout: float, what: str):
+        def check():
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.popen.returncode} while waiting for "
+                    f"{what}:\n{self.tail()}"
+                )
+            return condition()
+
+        try:
+            return wait_for(check, timeout, f"{self.name}: {what}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.tail()}") from None
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20):
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+        self.log.close()
+
+
+def start_web(env: dict, log_path: Path) -> tuple[Process, int]:
+    port = free_port()
+    web = Process("web", {**env, "PORT": str(port)}, log_path)
+
+    def accepting():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    web.wait_until(accepting, 30, f"port {port} to accept connections")
+    return web, port
+
+
+def start_worker(env: dict, log_path: Path, extra_args: str = "") -> Process:
+    worker = Process("worker", env, log_path, extra_args)
+    worker.wait_until(lambda: " ready." in worker.output(), 60, "the worker to be ready")
+    return worker
