@@ -16,6 +16,11 @@ import sys
 PROJECT_NAME = json.loads(r'{{ cookiecutter.project_name | tojson }}')
 PROJECT_SLUG = json.loads(r'{{ cookiecutter.project_slug | tojson }}')
 EMAIL = json.loads(r'{{ cookiecutter.email | tojson }}')
+FREE_TEXT = {
+    "project_name": PROJECT_NAME,
+    "author_name": json.loads(r'{{ cookiecutter.author_name | tojson }}'),
+    "description": json.loads(r'{{ cookiecutter.description | tojson }}'),
+}
 # fmt: on
 
 # Top-level names the generated project imports, or ships itself: a project directory or
@@ -61,6 +66,12 @@ def problems() -> list[str]:
     found = []
     if not PROJECT_NAME.strip():
         found.append("project_name is empty: give the project a human-readable name.")
+    for option, text in FREE_TEXT.items():
+        if any(char in text for char in '"\\\n'):
+            found.append(
+                f"{option} {text!r} contains a double quote, backslash or line break, which "
+                "would break the generated Python and TOML files: leave them out."
+            )
     slug = PROJECT_SLUG
     if not slug.isidentifier() or not SLUG_PATTERN.fullmatch(slug):
         found.append(

@@ -5,13 +5,16 @@ redelivered or resent message a no-op. A row PostgreSQL refuses (an author that 
 exists, say) would fail the whole statement, so the batch is then retried row by row under
 savepoints, and each refused row goes to the dead-letter table with the reason. All of it
 commits together: the worker acknowledges the batch only after that commit.
+
+Django creates foreign keys ``DEFERRABLE INITIALLY DEFERRED``; they are made immediate
+here, so a bad row fails its own statement instead of the whole batch's COMMIT.
 """
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from chat.models import DeadLetter, Message
 
@@ -52,6 +55,8 @@ def store_batch(records: list[dict]) -> StoredBatch:
             result.dead.append(dead_letter(record, f"malformed record: {exc!r}"))
 
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         try:
             with transaction.atomic():
                 Message.objects.bulk_create([m for _, m in rows], ignore_conflicts=True)

@@ -35,7 +35,9 @@ def persist_messages(records: list[dict]) -> dict:
     except Exception:
         # The messages are committed; a sender that misses "persisted" still has its
         # receipt, and the history API shows the message as stored.
-        logger.warning("Could not notify senders of %d stored messages", len(result.stored))
+        logger.warning(
+            "Could not notify senders of %d stored messages", len(result.stored), exc_info=True
+        )
     return {"stored": len(result.stored), "dead": len(result.dead)}
 
 

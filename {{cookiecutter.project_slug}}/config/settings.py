@@ -115,9 +115,15 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 times reads out after 5 s by default, which is exactly how long
+            # the layer's blocking pop waits (django/channels_redis#422): give it more.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
             # Pub/sub channels ignore Redis database numbers: the prefix keeps projects apart.
             "prefix": env("CHANNEL_LAYER_PREFIX", default=PROJECT_SLUG),
+            # The core layer queues everything bound for one ASGI process in one Redis list,
+            # and past this length drops group messages silently: size it for bursts of the
+            # whole process, not of one socket. (The pub/sub layer has no such queue.)
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=5000),
         },
     }
 }

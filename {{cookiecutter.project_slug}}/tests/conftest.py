@@ -97,3 +97,13 @@ def database_forbidden(monkeypatch):
     monkeypatch.setattr(BaseDatabaseWrapper, "ensure_connection", refuse)
     yield attempts
     assert attempts == [], f"database connections attempted: {attempts}"
+
+
+@pytest.fixture
+def ann(make_user) -> LoggedIn:
+    return make_user()
+
+
+@pytest.fixture
+def bob(make_user) -> LoggedIn:
+    return make_user()

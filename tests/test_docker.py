@@ -1,0 +1,84 @@
+"""The Docker files of use_docker=y bakes: the stack they describe, and compose's own check."""
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import COMBINATIONS, combo_id, explain, project_env, run
+
+DOCKER_BAKES = [c for c in COMBINATIONS if c["use_docker"] == "y"]
+
+
+def compose(project):
+    return yaml.safe_load((project / "docker-compose.yml").read_text())
+
+
+def procfile_names(project) -> set[str]:
+    lines = (project / "Procfile").read_text().splitlines()
+    return {line.split(":", 1)[0].strip() for line in lines if ":" in line}
+
+
+@pytest.mark.parametrize("answers", DOCKER_BAKES, ids=combo_id)
+def test_compose_stack(baked, answers):
+    project = baked(answers)
+    services = compose(project)["services"]
+    pgbouncer = answers["db_pooling"] == "pgbouncer"
+    expected = {"postgres", "redis", "migrate", "web", "worker"} | (
+        {"pgbouncer"} if pgbouncer else set()
+    )
+    assert set(services) == expected
+
+    # The broker's accepted messages must survive a Redis restart.
+    redis_cmd = services["redis"]["command"]
+    redis_cmd = redis_cmd if isinstance(redis_cmd, str) else " ".join(redis_cmd)
+    assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+
+    for name in ("web", "worker"):
+        url = services[name]["environment"]["DATABASE_URL"]
+        host = "pgbouncer:6432" if pgbouncer else "postgres:5432"
+        assert f"@{host}/" in url, f"{name} DATABASE_URL {url} does not go through {host}"
+        # The processes run the Procfile's own lines.
+        command = services[name]["command"]
+        command = command if isinstance(command, list) else command.split()
+        assert command[:2] == ["honcho", "start"] and command[-1] == name
+        assert name in procfile_names(project)
+    if pgbouncer:
+        mounts = [v.split(":")[0] for v in services["pgbouncer"]["volumes"]]
+        assert "./pgbouncer/pgbouncer.ini" in mounts
+        assert (project / "pgbouncer" / "pgbouncer.ini").exists()
+
+
+@pytest.mark.parametrize("answers", DOCKER_BAKES[:1], ids=combo_id)
+def test_dockerfile(baked, answers):
+    text = (baked(answers) / "Dockerfile").read_text()
+    lines = [
+        line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
+    assert ["FROM", "python:3.12-slim"] in lines
+    users = [words[1] for words in lines if words[0] == "USER"]
+    assert users and users[-1] not in {"root", "0"}, "the image must not run as root"
+    assert ".env" in (baked(answers) / ".dockerignore").read_text().split()
+
+
+def compose_cli() -> list[str] | None:
+    """The docker compose command, if this machine has one (no engine is needed)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+@pytest.mark.parametrize("answers", DOCKER_BAKES, ids=combo_id)
+def test_docker_compose_config(baked, answers):
+    command = compose_cli()
+    if command is None:
+        pytest.skip(
+            "no docker compose here (neither the docker CLI's compose plugin nor docker-compose)"
+        )
+    project = baked(answers)
+    result = run([*command, "config", "--quiet"], cwd=project, env=project_env())
+    assert result.returncode == 0, explain(result)

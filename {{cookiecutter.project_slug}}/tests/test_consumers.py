@@ -1,0 +1,189 @@
+"""The room consumer through the real ASGI stack (origin check, session identity, routing),
+the real Redis channel layer and the real broker, with every database access forbidden.
+"""
+
+import base64
+import json
+import uuid
+
+import pytest
+from celery import Celery
+from channels.testing import WebsocketCommunicator
+
+from chat import consumers, protocol
+from chat.handoff import HandOff
+from config.asgi import application
+from tests.processes import free_port
+
+# The users are created before the guard goes up; from then on the database is forbidden.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("persist_queue", "database_forbidden"),
+]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def socket(room: str = "general", cookie: str | None = None, origin=ORIGIN):
+    headers = [origin] if origin else []
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, f"/ws/rooms/{room}/", headers=headers)
+
+
+async def connected(logged_in, room: str = "general") -> WebsocketCommunicator:
+    communicator = socket(room, logged_in.cookie)
+    ok, _ = await communicator.connect()
+    assert ok
+    return communicator
+
+
+async def frames_until(communicator, done, timeout: float = 5) -> list[dict]:
+    """Receive frames until ``done(frames)`` is true."""
+    frames = []
+    while not done(frames):
+        frames.append(await communicator.receive_json_from(timeout=timeout))
+    return frames
+
+
+def send_frame(body: str = "hello", message_id: str | None = None) -> dict:
+    return {"type": "message.send", "id": message_id or str(uuid.uuid4()), "body": body}
+
+
+def queued_records(redis_client, queue) -> list[dict]:
+    """The records of every batch waiting in the broker's persistence queue."""
+    records = []
+    for raw in redis_client.lrange(queue, 0, -1):
+        envelope = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        records.extend(args[0])
+    return records
+
+
+async def test_anonymous_handshake_is_refused():
+    ok, code = await socket(cookie=None).connect()
+    assert not ok
+
+
+async def test_a_session_without_login_is_refused():
+    ok, _ = await socket(cookie="sessionid=not-a-real-session").connect()
+    assert not ok
+
+
+async def test_foreign_origin_is_refused(ann):
+    ok, _ = await socket(cookie=ann.cookie, origin=(b"origin", b"http://evil.example")).connect()
+    assert not ok
+
+
+@pytest.mark.parametrize("room", ["has space", "x" * 65, "dot.dot", "%C3%A9"])
+async def test_malformed_room_is_refused(ann, room):
+    ok, _ = await socket(room=room, cookie=ann.cookie).connect()
+    assert not ok
+
+
+async def test_message_fans_out_is_accepted_and_reaches_the_queue(ann, bob, redis_client, persist_queue):
+    ann_socket, bob_socket = await connected(ann), await connected(bob)
+    elsewhere = await connected(bob, room="elsewhere")
+    sent = send_frame("  hi bob  ")
+
+    await ann_socket.send_json_to(sent)
+    ann_frames = await frames_until(ann_socket, lambda f: {x["type"] for x in f} >= {"message", "message.accepted"})
+    bob_frame = await bob_socket.receive_json_from(timeout=5)
+
+    message = next(f for f in ann_frames if f["type"] == "message")
+    assert message == bob_frame
+    assert message["id"] == sent["id"] and message["body"] == "hi bob"
+    assert message["author"] == ann.user.username and message["room"] == "general"
+    assert message["sent_at"].endswith("+00:00") and len(message["sent_at"].split(".")[1]) == 12
+    accepted = next(f for f in ann_frames if f["type"] == "message.accepted")
+    assert accepted["id"] == sent["id"] and accepted["receipt"]
+    assert await elsewhere.receive_nothing(timeout=0.2)
+
+    [record] = queued_records(redis_client, persist_queue)
+    assert record["id"] == sent["id"]
+    assert record["author_id"] == ann.user.pk
+    assert record["reply_channel"]
+    for communicator in (ann_socket, bob_socket, elsewhere):
+        await communicator.disconnect()
+
+
+async def test_a_resent_id_is_neither_fanned_out_nor_queued_twice(ann, redis_client, persist_queue):
+    ann_socket = await connected(ann)
+    sent = send_frame()
+    await ann_socket.send_json_to(sent)
+    first = await frames_until(
+        ann_socket, lambda f: {x["type"] for x in f} >= {"message", "message.accepted"}
+    )
+    await ann_socket.send_json_to(sent)
+    again = await ann_socket.receive_json_from(timeout=5)
+
+    assert [f["type"] for f in first].count("message") == 1
+    assert again["type"] == "message.accepted" and again["id"] == sent["id"]
+    assert await ann_socket.receive_nothing(timeout=0.2)
+    assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
+    await ann_socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("nope", protocol.INVALID_JSON),
+        ("[]", protocol.INVALID_FRAME),
+        (json.dumps({"type": "typing"}), protocol.UNKNOWN_TYPE),
+        (json.dumps(send_frame(message_id="123")), protocol.INVALID_ID),
+        (json.dumps(send_frame(body="   ")), protocol.EMPTY_BODY),
+        (json.dumps(send_frame(body="x" * 4001)), protocol.BODY_TOO_LONG),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_open(ann, raw, code):
+    ann_socket = await connected(ann)
+    await ann_socket.send_to(text_data=raw)
+    error = await ann_socket.receive_json_from(timeout=5)
+    assert error["type"] == "error" and error["code"] == code and error["detail"]
+
+    await ann_socket.send_json_to(send_frame("still here"))
+    frames = await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
+    assert any(f["type"] == "message" and f["body"] == "still here" for f in frames)
+    await ann_socket.disconnect()
+
+
+async def test_binary_frames_get_invalid_frame(ann):
+    ann_socket = await connected(ann)
+    await ann_socket.send_to(bytes_data=b"\x00\x01")
+    error = await ann_socket.receive_json_from(timeout=5)
+    assert error == {"type": "error", "code": "invalid_frame", "detail": error["detail"], "id": None}
+    await ann_socket.disconnect()
+
+
+async def test_a_frame_over_the_hard_cap_closes_with_1009(ann):
+    ann_socket = await connected(ann)
+    await ann_socket.send_to(text_data=json.dumps(send_frame(body="x" * 70_000)))
+    closed = await ann_socket.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 1009}
+
+
+async def test_broker_down_means_unavailable_not_accepted(ann, monkeypatch, redis_client, persist_queue):
+    # A real Celery app pointed at a port nothing listens on: the publish really fails.
+    dead_broker = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
+    dead_broker.conf.broker_connection_timeout = 1
+
+    def publish(records):
+        dead_broker.send_task("chat.persist_messages", args=[records], retry=False)
+
+    monkeypatch.setattr(consumers, "handoff", HandOff(publish=publish))
+    ann_socket = await connected(ann)
+    sent = send_frame()
+    await ann_socket.send_json_to(sent)
+    frames = await frames_until(ann_socket, lambda f: any(x["type"] == "error" for x in f), timeout=10)
+
+    error = frames[-1]
+    assert error["code"] == "unavailable" and error["id"] == sent["id"]
+    assert not any(f["type"] == "message.accepted" for f in frames)
+    assert queued_records(redis_client, persist_queue) == []
+
+    # Nothing was accepted, so a resend with the same id is handed off afresh.
+    monkeypatch.setattr(consumers, "handoff", HandOff())
+    await ann_socket.send_json_to(sent)
+    frames = await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
+    assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
+    await ann_socket.disconnect()

@@ -1,0 +1,174 @@
+"""The whole path with real processes: the ASGI server and the Celery worker, started from
+the Procfile, real WebSocket clients, real Redis and PostgreSQL.
+"""
+
+import asyncio
+import json
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from websockets.asyncio.client import connect
+
+from chat.models import Message
+from tests.pgstat import connections_of
+from tests.processes import database_url, start_web, start_worker
+
+# Committed data (transaction=True): the server and worker processes must see the users.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A running web process and worker process, both on the test database."""
+    with django_db_blocker.unblock():
+        env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
+    logs = tmp_path_factory.mktemp("logs")
+    worker = start_worker(env, logs / "worker.log")
+    web, port = start_web(env, logs / "web.log")
+    yield f"ws://127.0.0.1:{port}"
+    web.stop()
+    worker.stop()
+
+
+class Client:
+    """One WebSocket connection speaking the contract, recording every frame it receives."""
+
+    def __init__(self, base_url: str, logged_in, room: str):
+        self.url = f"{base_url}/ws/rooms/{room}/"
+        self.cookie = logged_in.cookie
+        self.frames: list[dict] = []
+        self.changed = asyncio.Event()
+
+    async def __aenter__(self):
+        self.socket = await connect(
+            self.url, origin="http://localhost", additional_headers={"Cookie": self.cookie}
+        )
+        self.reader = asyncio.create_task(self.read())
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.socket.close()
+        self.reader.cancel()
+
+    async def read(self):
+        async for raw in self.socket:
+            self.frames.append(json.loads(raw))
+            self.changed.set()
+
+    async def send(self, body: str) -> str:
+        message_id = str(uuid.uuid4())
+        await self.socket.send(json.dumps({"type": "message.send", "id": message_id, "body": body}))
+        return message_id
+
+    async def wait_until(self, condition, timeout: float = 30):
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition(self.frames):
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            counts = Counter(f["type"] for f in self.frames)
+            raise AssertionError(f"{self.url}: condition not met in {timeout}s; got {counts}") from None
+
+    def ids(self, frame_type: str) -> list[str]:
+        return [f["id"] for f in self.frames if f["type"] == frame_type]
+
+
+def stored_ids(ids) -> list[str]:
+    return [str(i) for i in Message.objects.filter(id__in=ids).values_list("id", flat=True)]
+
+
+def test_every_message_is_accepted_then_persisted_and_stored_exactly_once(
+    stack, make_user, django_db_blocker
+):
+    room = f"e2e-{uuid.uuid4().hex[:8]}"
+    users = [make_user() for _ in range(5)]
+    per_user = 20
+
+    async def scenario():
+        clients = [Client(stack, user, room) for user in users]
+        async with asyncio.TaskGroup() as group:
+            for client in clients:
+                group.create_task(client.__aenter__())
+        sent = {client: [await client.send(f"m{i}") for i in range(per_user)] for client in clients}
+        total = per_user * len(clients)
+        for client in clients:
+            await client.wait_until(
+                lambda frames, mine=set(sent[client]): len([f for f in frames if f["type"] == "message"]) == total
+                and mine <= {f["id"] for f in frames if f["type"] == "message.persisted"}
+            )
+        for client in clients:
+            await client.__aexit__()
+        return sent, clients
+
+    sent, clients = asyncio.run(scenario())
+    for client in clients:
+        mine = sent[client]
+        accepted, persisted = client.ids("message.accepted"), client.ids("message.persisted")
+        assert sorted(accepted) == sorted(mine) and sorted(persisted) == sorted(mine)
+        for message_id in mine:
+            assert accepted.index(message_id) < len(client.frames)
+            order = [f["type"] for f in client.frames if f.get("id") == message_id]
+            assert order.index("message.accepted") < order.index("message.persisted")
+    all_ids = [i for ids in sent.values() for i in ids]
+    with django_db_blocker.unblock():
+        assert sorted(stored_ids(all_ids)) == sorted(all_ids)
+        assert Message.objects.filter(room=room).count() == len(all_ids)
+
+
+def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(
+    stack, make_user, django_db_blocker
+):
+    users = [make_user() for _ in range(20)]
+    rooms = [f"many-{uuid.uuid4().hex[:6]}-{n}" for n in range(10)]
+    sockets_per_user = 10
+    samples = {"web": [], "worker": []}
+    sampling = threading.Event()
+
+    def sample():
+        while sampling.is_set():
+            for role in samples:
+                samples[role].append(connections_of(role))
+
+    async def scenario():
+        clients = [
+            Client(stack, user, rooms[(u * sockets_per_user + s) % len(rooms)])
+            for u, user in enumerate(users)
+            for s in range(sockets_per_user)
+        ]
+        for client in clients:
+            await client.__aenter__()
+        sent = []
+        for client in clients:  # a steady 100 messages/s, not one instantaneous burst
+            sent.append(await client.send("hello from a crowd"))
+            await asyncio.sleep(0.01)
+        per_room = len(clients) // len(rooms)
+        for client in clients:
+            await client.wait_until(
+                lambda frames: len([f for f in frames if f["type"] == "message"]) == per_room
+                and len([f for f in frames if f["type"] == "message.persisted"]) == 1
+            )
+        web_while_open = connections_of("web")
+        for client in clients:
+            await client.__aexit__()
+        return sent, web_while_open
+
+    sampling.set()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        sent, web_while_open = asyncio.run(scenario())
+    finally:
+        sampling.clear()
+        sampler.join()
+
+    assert len(sent) == 200
+    assert web_while_open == 0
+    assert len(samples["web"]) >= 3 and max(samples["web"]) == 0
+    assert 1 <= max(samples["worker"]) <= settings.CONNECTION_BUDGET.worker
+    with django_db_blocker.unblock():
+        assert sorted(stored_ids(sent)) == sorted(sent)

@@ -1,0 +1,116 @@
+"""The persistence side against the real PostgreSQL: idempotent, bad rows parked, bounded."""
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from chat.models import DeadLetter, Message
+from chat.persistence import store_batch
+from tests.pgstat import connections_of
+from tests.processes import wait_for
+
+
+def record(user, room: str = "general", **overrides) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "room": room,
+        "author": user.username,
+        "author_id": user.pk,
+        "body": "hello",
+        "sent_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "reply_channel": "",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def author(django_user_model):
+    return django_user_model.objects.create_user(username=f"a-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.django_db
+def test_a_batch_delivered_twice_is_stored_once(author):
+    batch = [record(author) for _ in range(50)]
+    first = store_batch(batch)
+    second = store_batch(batch)
+
+    assert len(first.stored) == len(second.stored) == 50
+    assert Message.objects.count() == 50
+    stored = Message.objects.get(id=batch[0]["id"])
+    assert stored.body == "hello" and stored.author_id == author.pk
+    assert stored.sent_at == datetime.fromisoformat(batch[0]["sent_at"])
+
+
+@pytest.mark.django_db
+def test_a_bad_row_goes_to_the_dead_letter_and_the_good_rows_are_stored(author):
+    good = [record(author) for _ in range(3)]
+    no_such_author = record(author, author_id=10**9)
+    malformed = {"id": "not-a-uuid", "room": "general"}
+    result = store_batch([good[0], no_such_author, good[1], malformed, good[2]])
+
+    assert set(Message.objects.values_list("id", flat=True)) == {uuid.UUID(r["id"]) for r in good}
+    assert [r["id"] for r in result.stored] == [r["id"] for r in good]
+    dead = {d.message_id: d for d in DeadLetter.objects.all()}
+    assert set(dead) == {uuid.UUID(no_such_author["id"]), None}
+    assert "foreign key" in dead[uuid.UUID(no_such_author["id"])].reason.lower()
+    assert dead[None].record == malformed
+
+    store_batch([no_such_author])  # redelivered: parked once, not twice
+    assert DeadLetter.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_racing_on_the_same_ids_store_each_once(author):
+    batch = [record(author) for _ in range(200)]
+    start = threading.Barrier(4)
+
+    def race(shuffled):
+        start.wait()
+        try:
+            return len(store_batch(shuffled).stored)
+        finally:
+            connection.close()
+
+    batches = [batch, batch[::-1], batch[50:] + batch[:50], batch[::2] + batch[1::2]]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(race, batches)) == [200] * 4
+    assert Message.objects.count() == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
+    bound = settings.CONNECTION_BUDGET.pool_size("manage")
+    threads = bound * 4
+    running = threading.Event()
+    peak = 0
+
+    def watch():
+        nonlocal peak
+        while running.is_set():
+            peak = max(peak, connections_of("manage"))
+
+    def batches(n):
+        try:
+            for _ in range(5):
+                store_batch([record(author) for _ in range(100)])
+        finally:
+            connection.close()  # back to the pool, as after a task
+
+    running.set()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(batches, range(threads)))
+    finally:
+        running.clear()
+        watcher.join()
+
+    assert Message.objects.count() == threads * 5 * 100
+    assert 1 <= peak <= bound
+    wait_for(lambda: connections_of("manage") <= bound, 5, "connections to settle")
