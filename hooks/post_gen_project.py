@@ -23,9 +23,6 @@ ONLY_FOR = {
     ("use_docker", "y"): ["Dockerfile", "docker-compose.yml", ".dockerignore"],
 }
 
-# The application reaches PostgreSQL through pgbouncer when it was chosen.
-DATABASE_PORT = {"django_pool": 5432, "pgbouncer": 6432}
-
 
 def remove_unchosen(root: Path) -> None:
     for (option, value), paths in ONLY_FOR.items():
@@ -39,23 +36,30 @@ def remove_unchosen(root: Path) -> None:
                 path.unlink()
 
 
+# Used when the project has no .env.example to start from.
+DEFAULT_ENV = [
+    "SECRET_KEY=",
+    "DEBUG=true",
+    "ALLOWED_HOSTS=localhost,127.0.0.1",
+    f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{PROJECT_SLUG}",
+    "REDIS_URL=redis://127.0.0.1:6379/0",
+]
+
+
 def write_env(root: Path) -> None:
-    """A .env for local development with a fresh SECRET_KEY; an existing one is kept."""
+    """.env = the project's .env.example with a fresh SECRET_KEY; an existing .env is kept."""
     env_file = root / ".env"
     if env_file.exists():
         print(f"Kept the existing {env_file.name}.")
         return
-    port = DATABASE_PORT[ANSWERS["db_pooling"]]
-    env_file.write_text(
-        "# Local development settings, read by config/settings.py; real environment\n"
-        "# variables win. Generated for this checkout: never commit it.\n"
-        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
-        "DEBUG=true\n"
-        "ALLOWED_HOSTS=localhost,127.0.0.1\n"
-        f"DATABASE_URL=postgres://postgres@127.0.0.1:{port}/{PROJECT_SLUG}\n"
-        "REDIS_URL=redis://127.0.0.1:6379/0\n",
-        encoding="utf-8",
-    )
+    example = root / ".env.example"
+    lines = example.read_text(encoding="utf-8").splitlines() if example.exists() else DEFAULT_ENV
+    secret = f"SECRET_KEY={secrets.token_urlsafe(50)}"
+    lines = [secret if line.startswith("SECRET_KEY=") else line for line in lines]
+    if secret not in lines:
+        lines.insert(0, secret)
+    header = "# Written when the project was generated, with a fresh SECRET_KEY: never commit it."
+    env_file.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     env_file.chmod(0o600)
 
 

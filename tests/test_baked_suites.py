@@ -1,8 +1,8 @@
 """Install baked projects and run their own test suites, as a user would: make install, make test.
 
-Two bakes cover every option value; the second also runs on Python 3.13 (Django 6.x). Each
-gets its own PostgreSQL database and Redis database number so that runs never collide, and
-both are cleaned before and after.
+Two bakes cover every option value; the second runs on Python 3.13 (Django 6.x). Each gets
+its own project slug, PostgreSQL database and Redis database number so that runs never
+collide, and its database and Redis data are cleaned before and after.
 """
 
 import os
@@ -97,11 +97,14 @@ def test_baked_project_suite(tmp_path_factory, capsys, answers, python, redis_db
         check=True,
     ).stdout.strip()
     tag = f"{combo_id(answers)}-py{version}"
+    # A slug of its own names the database, and the cache and channel-layer prefixes: Redis
+    # pub/sub ignores database numbers, so a shared slug would let two runs hear each other.
+    slug = "tpl_" + tag.replace("-", "_")
     workdir = tmp_path_factory.mktemp(f"{tag}-")
-    project = bake(workdir, **answers)
+    project = bake(workdir, project_slug=slug, **answers)
     temproot = workdir / "tmp"
     temproot.mkdir()
-    dbname = "tpl_" + tag.replace("-", "_")
+    dbname = slug
     redis_url = f"redis://127.0.0.1:6379/{redis_db}"
     env = project_env(
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{dbname}",

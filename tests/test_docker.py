@@ -1,5 +1,6 @@
 """The Docker files of use_docker=y bakes: the stack they describe, and compose's own check."""
 
+import re
 import shutil
 import subprocess
 
@@ -34,10 +35,15 @@ def test_compose_stack(baked, answers):
     redis_cmd = redis_cmd if isinstance(redis_cmd, str) else " ".join(redis_cmd)
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
 
+    for name in ("migrate", "web", "worker"):
+        env = services[name]["environment"]
+        assert "@postgres:5432/" in env["DATABASE_URL"]
+        # settings.py sends only the web and worker roles through PGBOUNCER_URL.
+        if pgbouncer:
+            assert "@pgbouncer:6432/" in env["PGBOUNCER_URL"]
+        else:
+            assert "PGBOUNCER_URL" not in env
     for name in ("web", "worker"):
-        url = services[name]["environment"]["DATABASE_URL"]
-        host = "pgbouncer:6432" if pgbouncer else "postgres:5432"
-        assert f"@{host}/" in url, f"{name} DATABASE_URL {url} does not go through {host}"
         # The processes run the Procfile's own lines.
         command = services[name]["command"]
         command = command if isinstance(command, list) else command.split()
@@ -45,8 +51,11 @@ def test_compose_stack(baked, answers):
         assert name in procfile_names(project)
     if pgbouncer:
         mounts = [v.split(":")[0] for v in services["pgbouncer"]["volumes"]]
-        assert "./pgbouncer/pgbouncer.ini" in mounts
-        assert (project / "pgbouncer" / "pgbouncer.ini").exists()
+        assert "./pgbouncer" in mounts
+        # The service rewrites these two lines of the project's ini for the compose network.
+        ini = (project / "pgbouncer" / "pgbouncer.ini").read_text()
+        assert re.search(r"^listen_addr *=", ini, re.MULTILINE), "no listen_addr line to rewrite"
+        assert re.search(r"^\* *=", ini, re.MULTILINE), "no '*' database line to rewrite"
 
 
 @pytest.mark.parametrize("answers", DOCKER_BAKES[:1], ids=combo_id)

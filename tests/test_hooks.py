@@ -70,25 +70,31 @@ def test_default_slug_follows_project_name(tmp_path):
     assert bake(tmp_path, project_name="Team Chat-Room").name == "team_chat_room"
 
 
-@pytest.mark.parametrize(("pooling", "port"), [("django_pool", 5432), ("pgbouncer", 6432)])
-def test_env_file(tmp_path, pooling, port):
+def read_env(path) -> dict:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("pooling", ["django_pool", "pgbouncer"])
+def test_env_file(tmp_path, pooling):
     first = bake(tmp_path / "a", project_slug="envcheck", db_pooling=pooling)
     second = bake(tmp_path / "b", project_slug="envcheck", db_pooling=pooling)
-    values = [
-        dict(
-            line.split("=", 1)
-            for line in (p / ".env").read_text().splitlines()
-            if line and not line.startswith("#")
-        )
-        for p in (first, second)
-    ]
-    env = values[0]
+    env = read_env(first / ".env")
     assert len(env["SECRET_KEY"]) >= 50
-    assert env["SECRET_KEY"] != values[1]["SECRET_KEY"], "SECRET_KEY is not fresh per bake"
-    assert env["DATABASE_URL"] == f"postgres://postgres@127.0.0.1:{port}/envcheck"
+    assert env["SECRET_KEY"] != read_env(second / ".env")["SECRET_KEY"], "SECRET_KEY not fresh"
+    assert env["DATABASE_URL"] == "postgres://postgres@127.0.0.1:5432/envcheck"
     assert env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert env["DEBUG"] == "true"
     assert env["ALLOWED_HOSTS"] == "localhost,127.0.0.1"
+    if pooling == "pgbouncer":
+        assert env["PGBOUNCER_URL"] == "postgres://postgres@127.0.0.1:6432/envcheck"
+    else:
+        assert "PGBOUNCER_URL" not in env
+    # Everything else is the project's own .env.example.
+    example = read_env(first / ".env.example")
+    assert {k: v for k, v in env.items() if k != "SECRET_KEY"} == {
+        k: v for k, v in example.items() if k != "SECRET_KEY"
+    }
     assert ((first / ".env").stat().st_mode & 0o077) == 0, ".env is readable by others"
 
 

@@ -87,8 +87,6 @@ DATABASES["default"].update(
         # The pool tests a connection before lending it: a PostgreSQL restart costs a
         # reconnect, not a failed batch.
         "CONN_HEALTH_CHECKS": True,
-        # Transaction-mode poolers (pgbouncer) cannot keep a cursor open across statements.
-        "DISABLE_SERVER_SIDE_CURSORS": {{ "True" if cookiecutter.db_pooling == "pgbouncer" else "False" }},
         "OPTIONS": {
             "application_name": f"{PROJECT_SLUG}:{PROCESS_ROLE}",
             "pool": pool_options(
@@ -97,6 +95,15 @@ DATABASES["default"].update(
         },
     }
 )
+# With a transaction-mode pooler (pgbouncer) in front of PostgreSQL, the long-running roles
+# go through it. Migrations and management commands go straight to PostgreSQL: they may
+# need session state (advisory locks, server-side cursors) that transaction pooling drops.
+PGBOUNCER_URL = env("PGBOUNCER_URL", default="")
+if PGBOUNCER_URL and PROCESS_ROLE in ("web", "worker"):
+    pgbouncer = env.db_url_config(PGBOUNCER_URL)
+    DATABASES["default"].update(
+        HOST=pgbouncer["HOST"], PORT=pgbouncer["PORT"], DISABLE_SERVER_SIDE_CURSORS=True
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache (and so sessions), channel layer and Celery broker -----------------------
