@@ -37,7 +37,9 @@ class HandOff:
     into the next batch, so the batch size grows with the load on its own.
     """
 
-    def __init__(self, publish=publish, max_batch: int | None = None, max_delay: float | None = None):
+    def __init__(
+        self, publish=publish, max_batch: int | None = None, max_delay: float | None = None
+    ):
         self._publish = publish
         self.max_batch = max_batch or settings.CHAT_HANDOFF_MAX_BATCH
         self.max_delay = settings.CHAT_HANDOFF_MAX_DELAY if max_delay is None else max_delay

@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("PROCESS_ROLE", "worker")
 
-from celery import Celery  # noqa: E402
+from celery import Celery
 
 app = Celery("{{ cookiecutter.project_slug }}")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,4 +20,3 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # many tasks it still recycles the pool, which is harmless; until then the pool lives on.
 app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
-

@@ -31,7 +31,11 @@ def connection_budget_fits_server(databases=None, **kwargs):
         "put pgbouncer in front of PostgreSQL, or raise max_connections."
     )
     if budget.total > max_connections:
-        return [checks.Error(f"Connection budget exceeds the server: {arithmetic}.", hint=hint, id="ops.E001")]
+        return [
+            checks.Error(
+                f"Connection budget exceeds the server: {arithmetic}.", hint=hint, id="ops.E001"
+            )
+        ]
     if budget.total > WARN_ABOVE * max_connections:
         return [
             checks.Warning(

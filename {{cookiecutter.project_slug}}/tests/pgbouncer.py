@@ -51,11 +51,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
         (directory / "pgbouncer.log").touch()
         shutil.chown(directory / "pgbouncer.log", "postgres")
         command[1:1] = ["-u", "postgres"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # It logs to its logfile; an unread pipe on stdout would fill up and stall it.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def listening():
         if process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited: {process.stdout.read().decode()}")
+            raise RuntimeError(f"pgbouncer exited:\n{(directory / 'pgbouncer.log').read_text()}")
         return "listening on" in (directory / "pgbouncer.log").read_text()
 
     wait_for(listening, 15, "pgbouncer to listen")

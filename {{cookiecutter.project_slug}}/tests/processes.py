@@ -4,6 +4,7 @@ Nothing here sleeps to synchronise: every wait polls a condition until a deadlin
 process that fails to come up is reported with the end of its log.
 """
 
+import ctypes
 import os
 import signal
 import socket
@@ -25,6 +26,12 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def die_with_parent():
+    """In the child, before exec: the kernel stops it if the test run dies first (Linux)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -67,6 +74,7 @@ class Process:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     @property

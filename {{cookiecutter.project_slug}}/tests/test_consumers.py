@@ -38,11 +38,11 @@ async def connected(logged_in, room: str = "general") -> WebsocketCommunicator:
     return communicator
 
 
-async def frames_until(communicator, done, timeout: float = 5) -> list[dict]:
+async def frames_until(communicator, done, within: float = 5) -> list[dict]:
     """Receive frames until ``done(frames)`` is true."""
     frames = []
     while not done(frames):
-        frames.append(await communicator.receive_json_from(timeout=timeout))
+        frames.append(await communicator.receive_json_from(timeout=within))
     return frames
 
 
@@ -61,7 +61,7 @@ def queued_records(redis_client, queue) -> list[dict]:
 
 
 async def test_anonymous_handshake_is_refused():
-    ok, code = await socket(cookie=None).connect()
+    ok, _ = await socket(cookie=None).connect()
     assert not ok
 
 
@@ -81,13 +81,17 @@ async def test_malformed_room_is_refused(ann, room):
     assert not ok
 
 
-async def test_message_fans_out_is_accepted_and_reaches_the_queue(ann, bob, redis_client, persist_queue):
+async def test_message_fans_out_is_accepted_and_reaches_the_queue(
+    ann, bob, redis_client, persist_queue
+):
     ann_socket, bob_socket = await connected(ann), await connected(bob)
     elsewhere = await connected(bob, room="elsewhere")
     sent = send_frame("  hi bob  ")
 
     await ann_socket.send_json_to(sent)
-    ann_frames = await frames_until(ann_socket, lambda f: {x["type"] for x in f} >= {"message", "message.accepted"})
+    ann_frames = await frames_until(
+        ann_socket, lambda f: {x["type"] for x in f} >= {"message", "message.accepted"}
+    )
     bob_frame = await bob_socket.receive_json_from(timeout=5)
 
     message = next(f for f in ann_frames if f["type"] == "message")
@@ -153,7 +157,12 @@ async def test_binary_frames_get_invalid_frame(ann):
     ann_socket = await connected(ann)
     await ann_socket.send_to(bytes_data=b"\x00\x01")
     error = await ann_socket.receive_json_from(timeout=5)
-    assert error == {"type": "error", "code": "invalid_frame", "detail": error["detail"], "id": None}
+    assert error == {
+        "type": "error",
+        "code": "invalid_frame",
+        "detail": error["detail"],
+        "id": None,
+    }
     await ann_socket.disconnect()
 
 
@@ -164,7 +173,9 @@ async def test_a_frame_over_the_hard_cap_closes_with_1009(ann):
     assert closed == {"type": "websocket.close", "code": 1009}
 
 
-async def test_broker_down_means_unavailable_not_accepted(ann, monkeypatch, redis_client, persist_queue):
+async def test_broker_down_means_unavailable_not_accepted(
+    ann, monkeypatch, redis_client, persist_queue
+):
     # A real Celery app pointed at a port nothing listens on: the publish really fails.
     dead_broker = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
     dead_broker.conf.broker_connection_timeout = 1
@@ -176,7 +187,9 @@ async def test_broker_down_means_unavailable_not_accepted(ann, monkeypatch, redi
     ann_socket = await connected(ann)
     sent = send_frame()
     await ann_socket.send_json_to(sent)
-    frames = await frames_until(ann_socket, lambda f: any(x["type"] == "error" for x in f), timeout=10)
+    frames = await frames_until(
+        ann_socket, lambda f: any(x["type"] == "error" for x in f), within=10
+    )
 
     error = frames[-1]
     assert error["code"] == "unavailable" and error["id"] == sent["id"]
@@ -186,6 +199,8 @@ async def test_broker_down_means_unavailable_not_accepted(ann, monkeypatch, redi
     # Nothing was accepted, so a resend with the same id is handed off afresh.
     monkeypatch.setattr(consumers, "handoff", HandOff())
     await ann_socket.send_json_to(sent)
-    frames = await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
+    frames = await frames_until(
+        ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f)
+    )
     assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
     await ann_socket.disconnect()

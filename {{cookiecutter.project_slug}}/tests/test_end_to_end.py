@@ -25,7 +25,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """A running web process and worker process, both on the test database."""
     with django_db_blocker.unblock():
-        env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
+        env = {
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "REDIS_URL": settings.REDIS_URL,
+        }
     logs = tmp_path_factory.mktemp("logs")
     worker = start_worker(env, logs / "worker.log")
     web, port = start_web(env, logs / "web.log")
@@ -64,15 +67,17 @@ class Client:
         await self.socket.send(json.dumps({"type": "message.send", "id": message_id, "body": body}))
         return message_id
 
-    async def wait_until(self, condition, timeout: float = 30):
+    async def wait_until(self, condition, within: float = 30):
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while not condition(self.frames):
                     self.changed.clear()
                     await self.changed.wait()
         except TimeoutError:
             counts = Counter(f["type"] for f in self.frames)
-            raise AssertionError(f"{self.url}: condition not met in {timeout}s; got {counts}") from None
+            raise AssertionError(
+                f"{self.url}: condition not met in {within}s; got {counts}"
+            ) from None
 
     def ids(self, frame_type: str) -> list[str]:
         return [f["id"] for f in self.frames if f["type"] == frame_type]
@@ -98,8 +103,10 @@ def test_every_message_is_accepted_then_persisted_and_stored_exactly_once(
         total = per_user * len(clients)
         for client in clients:
             await client.wait_until(
-                lambda frames, mine=set(sent[client]): len([f for f in frames if f["type"] == "message"]) == total
-                and mine <= {f["id"] for f in frames if f["type"] == "message.persisted"}
+                lambda frames, mine=set(sent[client]): (
+                    len([f for f in frames if f["type"] == "message"]) == total
+                    and mine <= {f["id"] for f in frames if f["type"] == "message.persisted"}
+                )
             )
         for client in clients:
             await client.__aexit__()
@@ -149,8 +156,10 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(
         per_room = len(clients) // len(rooms)
         for client in clients:
             await client.wait_until(
-                lambda frames: len([f for f in frames if f["type"] == "message"]) == per_room
-                and len([f for f in frames if f["type"] == "message.persisted"]) == 1
+                lambda frames: (
+                    len([f for f in frames if f["type"] == "message"]) == per_room
+                    and len([f for f in frames if f["type"] == "message.persisted"]) == 1
+                )
             )
         web_while_open = connections_of("web")
         for client in clients:

@@ -87,5 +87,9 @@ def test_server_frames_have_the_contract_shape():
         "type": "message",
         **{k: message[k] for k in ("id", "room", "author", "body", "sent_at")},
     }
-    assert protocol.accepted_frame("i", "r") == {"type": "message.accepted", "id": "i", "receipt": "r"}
+    assert protocol.accepted_frame("i", "r") == {
+        "type": "message.accepted",
+        "id": "i",
+        "receipt": "r",
+    }
     assert protocol.persisted_frame("i") == {"type": "message.persisted", "id": "i"}

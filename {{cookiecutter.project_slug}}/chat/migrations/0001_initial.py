@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,27 +14,44 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='DeadLetter',
+            name="DeadLetter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_id', models.UUIDField(null=True, unique=True)),
-                ('record', models.JSONField()),
-                ('reason', models.TextField()),
-                ('failed_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("message_id", models.UUIDField(null=True, unique=True)),
+                ("record", models.JSONField()),
+                ("reason", models.TextField()),
+                ("failed_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.UUIDField(primary_key=True, serialize=False)),
-                ('room', models.CharField(max_length=64)),
-                ('body', models.TextField()),
-                ('sent_at', models.DateTimeField(help_text='Set by the ASGI process that accepted it.')),
-                ('stored_at', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(primary_key=True, serialize=False)),
+                ("room", models.CharField(max_length=64)),
+                ("body", models.TextField()),
+                (
+                    "sent_at",
+                    models.DateTimeField(help_text="Set by the ASGI process that accepted it."),
+                ),
+                ("stored_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['room', 'sent_at', 'id'], name='chat_message_room_order')],
+                "indexes": [
+                    models.Index(fields=["room", "sent_at", "id"], name="chat_message_room_order")
+                ],
             },
         ),
     ]
