@@ -3,8 +3,12 @@ the Procfile, real WebSocket clients, real Redis and PostgreSQL.
 """
 
 import asyncio
+import http.cookiejar
 import json
 import threading
+import types
+import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 
@@ -181,3 +185,33 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(
     assert 1 <= max(samples["worker"]) <= settings.CONNECTION_BUDGET.worker
     with django_db_blocker.unblock():
         assert sorted(stored_ids(sent)) == sorted(sent)
+
+
+def test_login_over_http_opens_the_socket_and_uses_the_web_pool(stack, make_user):
+    """The contract's login: GET the form for the CSRF cookie, POST it, use ``sessionid``."""
+    ann = make_user()
+    base = stack.replace("ws://", "http://")
+    cookies = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
+    browser.open(f"{base}/accounts/login/", timeout=10).read()
+    csrf = next(c.value for c in cookies if c.name == "csrftoken")
+    form = urllib.parse.urlencode(
+        {"username": ann.user.username, "password": "secret-pass-123", "csrfmiddlewaretoken": csrf}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/accounts/login/", data=form, headers={"Referer": f"{base}/accounts/login/"}
+    )
+    browser.open(request, timeout=10).read()
+    session = next(c.value for c in cookies if c.name == settings.SESSION_COOKIE_NAME)
+
+    assert 1 <= connections_of("web") <= settings.CONNECTION_BUDGET.web_pool_size
+
+    async def talk():
+        logged_in = types.SimpleNamespace(cookie=f"{settings.SESSION_COOKIE_NAME}={session}")
+        async with Client(stack, logged_in, "login-room") as client:
+            message_id = await client.send("hi")
+            await client.wait_until(lambda frames: message_id in client.ids("message"))
+            return next(f for f in client.frames if f["type"] == "message")
+
+    message = asyncio.run(talk())
+    assert message["author"] == ann.user.username
