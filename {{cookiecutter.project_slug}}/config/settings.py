@@ -122,9 +122,18 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
         "CONFIG": {
-            # redis-py 8 times reads out after 5 s by default, which is exactly how long
-            # the layer's blocking pop waits (django/channels_redis#422): give it more.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # redis-py 8 times reads out after 5 s by default, exactly as long as the
+                    # layer's blocking pop waits (django/channels_redis#422): give it more.
+                    "socket_timeout": 10,
+                    # ...and caps a pool at 100 connections, raising "Too many connections"
+                    # past that instead of waiting. The layer holds one per command in flight,
+                    # so a burst from a few hundred sockets needs more.
+                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                }
+            ],
             # Pub/sub channels ignore Redis database numbers: the prefix keeps projects apart.
             "prefix": env("CHANNEL_LAYER_PREFIX", default=PROJECT_SLUG),
             # The core layer queues everything bound for one ASGI process in one Redis list,
