@@ -1,0 +1,91 @@
+"""The persistence worker's connections: they survive PostgreSQL dropping them, and are
+closed cleanly when a worker process stops.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from chat.handoff import publish
+from chat.models import Message
+from chat.tasks import close_pool
+from tests.pgstat import connections_of
+from tests.processes import database_url, start_worker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker(persist_queue, tmp_path):
+    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
+    process = start_worker(env, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+def batch(author, size: int = 20) -> list[dict]:
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "room": "worker-tests",
+            "author": author.username,
+            "author_id": author.pk,
+            "body": f"message {n}",
+            "sent_at": now,
+            "reply_channel": "",
+        }
+        for n in range(size)
+    ]
+
+
+def stored(records) -> bool:
+    return Message.objects.filter(id__in=[r["id"] for r in records]).count() == len(records)
+
+
+def terminate_worker_connections() -> int:
+    """What a PostgreSQL restart does to the worker: every one of its connections dies."""
+    params = connection.settings_dict
+    with psycopg.connect(
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        user=params["USER"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        return len(
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND datname = %s",
+                [f"{settings.PROJECT_SLUG}:worker", params["NAME"]],
+            ).fetchall()
+        )
+
+
+def test_the_worker_recovers_when_postgresql_drops_its_connections(worker, django_user_model):
+    author = django_user_model.objects.create_user(username=f"w-{uuid.uuid4().hex[:8]}")
+    first = batch(author)
+    publish(first)
+    worker.wait_until(lambda: stored(first), 30, "the first batch to be stored")
+
+    assert terminate_worker_connections() >= 1
+    after = [batch(author) for _ in range(4)]
+    for records in after:
+        publish(records)
+    worker.wait_until(lambda: all(stored(r) for r in after), 60, "batches after the restart")
+
+    assert Message.objects.filter(room="worker-tests").count() == 5 * 20
+    assert connections_of("worker") <= settings.CONNECTION_BUDGET.worker
+
+
+def test_the_shutdown_handler_closes_the_pool_before_the_process_exits():
+    """Celery sends worker_process_shutdown to each child before it exits; the handler must
+    leave no connection behind for PostgreSQL to find dropped."""
+    Message.objects.exists()  # opens this process's pool
+    assert connections_of("manage") >= 1
+    close_pool()
+    assert connections_of("manage") == 0
