@@ -60,43 +60,36 @@ def log_in(username: str | None = None) -> LoggedIn:
 
 
 @pytest.fixture
-def make_user(django_db_setup, django_db_blocker):
-    """Create and log in users, for tests that must not touch the database themselves.
+def make_user(transactional_db):
+    """Create and log in users, committed so that server and worker processes see them.
 
-    The database is opened only inside this factory; the test body stays under
-    pytest-django's block (and ``database_forbidden``), like a WebSocket process.
+    pytest-django empties every table after the test.
     """
-    created = []
-
-    def make(username: str | None = None) -> LoggedIn:
-        with django_db_blocker.unblock():
-            logged_in = log_in(username)
-        created.append(logged_in.user)
-        return logged_in
-
-    yield make
-    with django_db_blocker.unblock():
-        for user in created:
-            user.delete()
+    return log_in
 
 
-@pytest.fixture
-def database_forbidden(monkeypatch):
-    """Fail the test if anything opens or uses a database connection, from any thread.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Tests marked ``database_forbidden`` fail if their body opens or uses a connection.
 
     Patching ``ensure_connection`` on the base class catches every query path (ORM, raw
-    cursors, ``database_sync_to_async`` threads). Attempts are also recorded, so a consumer
-    that swallowed the exception still fails the test.
+    cursors, ``database_sync_to_async`` threads), and attempts are recorded, so a consumer
+    that swallowed the exception still fails the test. Fixtures, which create users and
+    empty the tables, run outside the guard.
     """
+    if item.get_closest_marker("database_forbidden") is None:
+        return (yield)
     attempts = []
 
     def refuse(self, *args, **kwargs):
         attempts.append(self.alias)
         raise AssertionError("The WebSocket path touched the database")
 
-    monkeypatch.setattr(BaseDatabaseWrapper, "ensure_connection", refuse)
-    yield attempts
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseWrapper, "ensure_connection", refuse)
+        result = yield
     assert attempts == [], f"database connections attempted: {attempts}"
+    return result
 
 
 @pytest.fixture

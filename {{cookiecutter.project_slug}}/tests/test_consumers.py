@@ -15,10 +15,10 @@ from chat.handoff import HandOff
 from config.asgi import application
 from tests.processes import free_port
 
-# The users are created before the guard goes up; from then on the database is forbidden.
 pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("persist_queue", "database_forbidden"),
+    pytest.mark.django_db(transaction=True),  # the users, committed by fixtures
+    pytest.mark.database_forbidden,  # the test bodies: the WebSocket path
+    pytest.mark.usefixtures("persist_queue"),
 ]
 
 ORIGIN = (b"origin", b"http://localhost")

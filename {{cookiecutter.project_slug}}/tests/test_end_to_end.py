@@ -91,9 +91,7 @@ def stored_ids(ids) -> list[str]:
     return [str(i) for i in Message.objects.filter(id__in=ids).values_list("id", flat=True)]
 
 
-def test_every_message_is_accepted_then_persisted_and_stored_exactly_once(
-    stack, make_user, django_db_blocker
-):
+def test_every_message_is_accepted_then_persisted_and_stored_exactly_once(stack, make_user):
     room = f"e2e-{uuid.uuid4().hex[:8]}"
     users = [make_user() for _ in range(5)]
     per_user = 20
@@ -126,14 +124,11 @@ def test_every_message_is_accepted_then_persisted_and_stored_exactly_once(
             order = [f["type"] for f in client.frames if f.get("id") == message_id]
             assert order.index("message.accepted") < order.index("message.persisted")
     all_ids = [i for ids in sent.values() for i in ids]
-    with django_db_blocker.unblock():
-        assert sorted(stored_ids(all_ids)) == sorted(all_ids)
-        assert Message.objects.filter(room=room).count() == len(all_ids)
+    assert sorted(stored_ids(all_ids)) == sorted(all_ids)
+    assert Message.objects.filter(room=room).count() == len(all_ids)
 
 
-def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(
-    stack, make_user, django_db_blocker
-):
+def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(stack, make_user):
     users = [make_user() for _ in range(20)]
     rooms = [f"many-{uuid.uuid4().hex[:6]}-{n}" for n in range(10)]
     sockets_per_user = 10
@@ -181,8 +176,7 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(
     assert web_while_open == 0
     assert len(samples["web"]) >= 3 and max(samples["web"]) == 0
     assert 1 <= max(samples["worker"]) <= settings.CONNECTION_BUDGET.worker
-    with django_db_blocker.unblock():
-        assert sorted(stored_ids(sent)) == sorted(sent)
+    assert sorted(stored_ids(sent)) == sorted(sent)
 
 
 def test_login_over_http_opens_the_socket_and_uses_the_web_pool(stack, make_user):
