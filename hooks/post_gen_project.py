@@ -8,7 +8,6 @@ import shutil
 import sys
 from pathlib import Path
 
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 ANSWERS = {
     "asgi_server": "{{ cookiecutter.asgi_server }}",
     "channel_layer": "{{ cookiecutter.channel_layer }}",
@@ -36,28 +35,15 @@ def remove_unchosen(root: Path) -> None:
                 path.unlink()
 
 
-# Used when the project has no .env.example to start from.
-DEFAULT_ENV = [
-    "SECRET_KEY=",
-    "DEBUG=true",
-    "ALLOWED_HOSTS=localhost,127.0.0.1",
-    f"DATABASE_URL=postgres://postgres@127.0.0.1:5432/{PROJECT_SLUG}",
-    "REDIS_URL=redis://127.0.0.1:6379/0",
-]
-
-
 def write_env(root: Path) -> None:
     """.env = the project's .env.example with a fresh SECRET_KEY; an existing .env is kept."""
     env_file = root / ".env"
     if env_file.exists():
         print(f"Kept the existing {env_file.name}.")
         return
-    example = root / ".env.example"
-    lines = example.read_text(encoding="utf-8").splitlines() if example.exists() else DEFAULT_ENV
+    lines = (root / ".env.example").read_text(encoding="utf-8").splitlines()
     secret = f"SECRET_KEY={secrets.token_urlsafe(50)}"
     lines = [secret if line.startswith("SECRET_KEY=") else line for line in lines]
-    if secret not in lines:
-        lines.insert(0, secret)
     header = "# Written when the project was generated, with a fresh SECRET_KEY: never commit it."
     env_file.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     env_file.chmod(0o600)

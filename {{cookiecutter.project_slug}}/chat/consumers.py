@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from chat import protocol, receipts
 from chat.handoff import Unavailable, handoff
+from chat.ratelimit import TokenBucket
 
 RECENT_IDS = 1024  # how many ids per connection are remembered to drop duplicates
 
@@ -45,6 +46,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # id -> receipt, or None while the hand-off is in flight.
         self.recent: OrderedDict[str, str | None] = OrderedDict()
         self.handing_off: set[asyncio.Task] = set()
+        self.rate = TokenBucket(
+            rate=settings.CHAT_RATE_LIMIT,
+            burst=settings.CHAT_RATE_BURST,
+            max_strikes=settings.CHAT_RATE_MAX_STRIKES,
+        )
         self.connected = True
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -67,6 +73,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
+        if not self.rate.allow():
+            if self.rate.abused:
+                await self.close(code=protocol.CLOSE_RATE_LIMITED)
+            else:
+                await self.send_frame(
+                    protocol.error_frame(protocol.RATE_LIMITED, "Too many frames; slow down.")
+                )
+            return
         if text_data is None:
             await self.send_frame(
                 protocol.error_frame(protocol.INVALID_FRAME, "Frames must be JSON text frames.")

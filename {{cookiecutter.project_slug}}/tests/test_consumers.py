@@ -204,3 +204,22 @@ async def test_broker_down_means_unavailable_not_accepted(
     )
     assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
     await ann_socket.disconnect()
+
+
+async def test_too_many_frames_get_rate_limited_and_sustained_abuse_closes_4429(ann, settings):
+    settings.CHAT_RATE_BURST, settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_MAX_STRIKES = 3, 0.01, 2
+    ann_socket = await connected(ann)
+    for _ in range(3):
+        await ann_socket.send_to(text_data="not json")  # counts too: any frame is a frame
+        assert (await ann_socket.receive_json_from(timeout=5))["code"] == "invalid_json"
+    for _ in range(2):
+        await ann_socket.send_json_to(send_frame())
+        error = await ann_socket.receive_json_from(timeout=5)
+        assert error == {
+            "type": "error",
+            "code": "rate_limited",
+            "detail": error["detail"],
+            "id": None,
+        }
+    await ann_socket.send_json_to(send_frame())
+    assert await ann_socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4429}
