@@ -24,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from chat import protocol, receipts
+from chat import cursors, protocol, receipts
 from chat.handoff import Unavailable, handoff
 from chat.ratelimit import TokenBucket
 
@@ -108,7 +108,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             "room": self.room,
             "author": self.identity.username,
             "body": command.body,
-            "sent_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "sent_at": cursors.timestamp(datetime.now(UTC)),
         }
         try:
             await self.channel_layer.group_send(

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
+from chat import receipts
 from config.celery import app
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,12 @@ class Unavailable(Exception):
 
 
 def publish(records: list[dict]) -> None:
-    """Publish one batch as one task; returns once the broker has it (or raises)."""
+    """Publish one batch as one task; returns once the broker has it (or raises).
+
+    The batch goes to the pending store first, so that every message a sender hears is
+    accepted can be shown back to them (``chat.receipts``) before the worker stores it.
+    """
+    receipts.remember_pending(records)
     app.send_task(PERSIST_TASK, args=[records], retry=True)
 
 

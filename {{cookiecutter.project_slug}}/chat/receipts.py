@@ -1,24 +1,58 @@
 """Write receipts: proof, handed to a sender, that the server accepted their message.
 
-A receipt carries the message itself, signed and compressed with Django's signing, bound
-to the user and the room. Shown back to the history API (``X-Write-Receipts``), it lets a
-user see their own message before the worker has stored it: read-your-writes without a
-database round trip at send time.
+A receipt is small and signed (Django's signing, with a timestamp for expiry): it names the
+user, the room and the message id, nothing more, so twenty of them fit in one request
+header. The message itself waits in Redis, in the pending store, written with its batch
+before the batch is published. Shown back to the history API (``X-Write-Receipts``), a
+receipt lets its user see their own message before the worker has stored it.
 """
 
+from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 
 SALT = "chat.receipts"
+MAX_PER_REQUEST = 100  # receipts read from one X-Write-Receipts header; the rest are ignored
 
 
 def issue(message: dict, user_id: int) -> str:
-    """A tamper-proof receipt for ``message`` (a hand-off record), valid for its sender."""
-    payload = {
-        "u": user_id,
-        "r": message["room"],
-        "i": message["id"],
-        "a": message["author"],
-        "b": message["body"],
-        "t": message["sent_at"],
-    }
-    return signing.dumps(payload, salt=SALT, compress=True)
+    """The receipt for ``message``, valid for its sender in its room only."""
+    return signing.dumps({"u": user_id, "r": message["room"], "i": message["id"]}, salt=SALT)
+
+
+def verified_ids(header: str, user_id: int, room: str) -> list[str]:
+    """Message ids named by the valid receipts in ``header`` for this user and room.
+
+    Receipts issued to someone else, for another room, forged, truncated or expired are
+    ignored, never an error.
+    """
+    ids = []
+    for receipt in header.split(",")[:MAX_PER_REQUEST]:
+        try:
+            claim = signing.loads(receipt.strip(), salt=SALT, max_age=settings.CHAT_RECEIPT_MAX_AGE)
+        except signing.BadSignature:  # includes SignatureExpired
+            continue
+        if isinstance(claim, dict) and claim.get("u") == user_id and claim.get("r") == room:
+            ids.append(claim["i"])
+    return ids
+
+
+def pending_key(message_id: str) -> str:
+    return f"chat:pending:{message_id}"
+
+
+def remember_pending(records: list[dict]) -> None:
+    """Keep accepted messages where the history API finds them until they are stored."""
+    cache.set_many(
+        {pending_key(r["id"]): r for r in records}, timeout=settings.CHAT_RECEIPT_MAX_AGE
+    )
+
+
+def pending(message_ids: list[str]) -> list[dict]:
+    found = cache.get_many([pending_key(i) for i in message_ids])
+    return list(found.values())
+
+
+def forget_pending(message_ids: list[str]) -> None:
+    """Called once the messages are committed: from now on the history finds them stored."""
+    cache.delete_many([pending_key(i) for i in message_ids])

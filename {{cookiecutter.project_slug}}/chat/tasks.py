@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from psycopg_pool import PoolTimeout
 
+from chat import receipts
 from chat.handoff import PERSIST_TASK
 from chat.persistence import store_batch
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 )
 def persist_messages(records: list[dict]) -> dict:
     result = store_batch(records)
+    receipts.forget_pending([record["id"] for record in result.stored])
     try:
         async_to_sync(notify_persisted)(result.stored)
     except Exception:

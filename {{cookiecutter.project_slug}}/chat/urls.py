@@ -4,4 +4,5 @@ from chat import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("api/rooms/<str:room>/messages", views.room_messages, name="room-messages"),
 ]
