@@ -33,8 +33,11 @@ class Query:
 
     @classmethod
     def from_params(cls, params) -> "Query":
-        raw_limit = params.get("limit", str(DEFAULT_LIMIT))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        try:
+            limit = int(params.get("limit", DEFAULT_LIMIT))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
             raise BadParameter("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
         for name in ("before", "after"):
             if name in params:
@@ -42,7 +45,7 @@ class Query:
                     cursors.decode(params[name])
                 except ValueError:
                     raise BadParameter(name, f"{name} is not a valid cursor.") from None
-        return cls(int(raw_limit), params.get("before"), params.get("after"))
+        return cls(limit, params.get("before"), params.get("after"))
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,10 @@ def window(room: str, query: Query) -> tuple[list[Message], str | None]:
     more, rows = len(rows) > query.limit, rows[: query.limit]
     if not forward:
         rows.reverse()
-    edge = rows[-1] if forward else (rows[0] if rows else None)
-    following = cursors.encode(cursors.timestamp(edge.sent_at), str(edge.id)) if more else None
-    return rows, following
+    if not more:
+        return rows, None
+    edge = rows[-1] if forward else rows[0]
+    return rows, cursors.encode(cursors.timestamp(edge.sent_at), str(edge.id))
 
 
 def page(room: str, user_id: int, query: Query, receipts_header: str = "") -> Page:

@@ -71,6 +71,8 @@ def test_anonymous_requests_get_a_json_401(client):
         ({"limit": "201"}, "limit"),
         ({"limit": "10000000000000000000000"}, "limit"),
         ({"limit": "ten"}, "limit"),
+        ({"limit": "²"}, "limit"),
+        ({"limit": ""}, "limit"),
         ({"limit": "-5"}, "limit"),
         ({"before": "not-a-cursor"}, "before"),
         ({"after": "' OR 1=1 --"}, "after"),
@@ -106,6 +108,10 @@ def test_pages_are_oldest_first_and_walk_back_and_forward(as_ann, ann):
     assert [m["id"] for m in caught_up["messages"]] == ids[1:5]
     rest = get(as_ann, limit=4, after=caught_up["next"]).json()
     assert [m["id"] for m in rest["messages"]] == ids[5:] and rest["next"] is None
+    last = batch[-1]
+    nothing_new = get(as_ann, after=cursors.encode(last["sent_at"], last["id"])).json()
+    assert nothing_new == {"messages": [], "next": None}
+    assert get(as_ann, room="empty-room").json() == {"messages": [], "next": None}
     assert newest["messages"][0] == {
         "id": ids[4],
         "room": "history",
