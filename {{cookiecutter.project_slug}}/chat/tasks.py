@@ -7,6 +7,7 @@ server restarting, the pool timing out) retry with exponential backoff, forever:
 broker accepted is never dropped.
 """
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
@@ -44,13 +45,19 @@ def persist_messages(records: list[dict]) -> dict:
 
 
 async def notify_persisted(records: list[dict]) -> None:
-    """Send ``message.persisted`` to each sender's socket, if it is still there."""
+    """Send ``message.persisted`` to each sender's socket, if it is still there.
+
+    The sends are independent, so they go out together rather than one round trip after
+    another.
+    """
     layer = get_channel_layer()
-    for record in records:
-        if record.get("reply_channel"):
-            await layer.send(
-                record["reply_channel"], {"type": "message.persisted", "id": record["id"]}
-            )
+    await asyncio.gather(
+        *(
+            layer.send(record["reply_channel"], {"type": "message.persisted", "id": record["id"]})
+            for record in records
+            if record.get("reply_channel")
+        )
+    )
 
 
 @signals.task_postrun.connect

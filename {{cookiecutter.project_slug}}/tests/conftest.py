@@ -12,13 +12,12 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
+from chat.handoff import PERSIST_TASK
 from chat.identity import Identity
 {%- if cookiecutter.db_pooling == "pgbouncer" %}
 
 pytest_plugins = ["tests.pgbouncer"]
 {%- endif %}
-
-PERSIST_QUEUE = "persist"
 
 
 @pytest.fixture
@@ -31,9 +30,10 @@ def redis_client():
 @pytest.fixture
 def persist_queue(redis_client):
     """The broker's persistence queue, emptied before and after the test."""
-    redis_client.delete(PERSIST_QUEUE)
-    yield PERSIST_QUEUE
-    redis_client.delete(PERSIST_QUEUE)
+    queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
+    redis_client.delete(queue)
+    yield queue
+    redis_client.delete(queue)
 
 
 class LoggedIn:

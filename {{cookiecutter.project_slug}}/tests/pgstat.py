@@ -5,10 +5,10 @@ from django.conf import settings
 from django.db import connection
 
 
-def connections_of(role: str) -> int:
-    """Connections to the test database named ``<project_slug>:<role>``."""
+def admin_connection() -> psycopg.Connection:
+    """A connection of its own to the server the tests use (not through Django's pool)."""
     params = connection.settings_dict
-    with psycopg.connect(
+    return psycopg.connect(
         host=params["HOST"] or None,
         port=params["PORT"] or None,
         user=params["USER"] or None,
@@ -16,9 +16,14 @@ def connections_of(role: str) -> int:
         dbname="postgres",
         application_name=f"{settings.PROJECT_SLUG}:probe",
         autocommit=True,
-    ) as probe:
+    )
+
+
+def connections_of(role: str) -> int:
+    """Connections to the test database named ``<project_slug>:<role>``."""
+    with admin_connection() as probe:
         row = probe.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
-            [f"{settings.PROJECT_SLUG}:{role}", params["NAME"]],
+            [f"{settings.PROJECT_SLUG}:{role}", connection.settings_dict["NAME"]],
         ).fetchone()
     return row[0]

@@ -5,7 +5,6 @@ closed cleanly when a worker process stops.
 import uuid
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -13,7 +12,7 @@ from django.db import connection
 from chat.handoff import publish
 from chat.models import Message
 from chat.tasks import close_pool
-from tests.pgstat import connections_of
+from tests.pgstat import admin_connection, connections_of
 from tests.processes import database_url, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -52,19 +51,12 @@ def restart_postgresql_sessions() -> int:
 
     (Behind pgbouncer these are pgbouncer's server connections, whichever client used them.)
     """
-    params = connection.settings_dict
-    with psycopg.connect(
-        host=params["HOST"] or None,
-        port=params["PORT"] or None,
-        user=params["USER"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
+    with admin_connection() as admin:
         return len(
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
-                [params["NAME"]],
+                [connection.settings_dict["NAME"]],
             ).fetchall()
         )
 
