@@ -120,13 +120,16 @@ CACHES = {
 # Sessions live in Redis so that the WebSocket handshake can authenticate without a query.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
+# Past one Redis, list several: the layer shards channels and groups over them by hash
+# (docs/scaling.md). Every process must be given the same list, in the same order.
+CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
         "CONFIG": {
             "hosts": [
                 {
-                    "address": REDIS_URL,
+                    "address": url,
                     # redis-py 8 times reads out after 5 s by default, exactly as long as the
                     # layer's blocking pop waits (django/channels_redis#422): give it more.
                     "socket_timeout": 10,
@@ -135,6 +138,7 @@ CHANNEL_LAYERS = {
                     # so a burst from a few hundred sockets needs more.
                     "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
                 }
+                for url in CHANNEL_LAYER_URLS
             ],
             # Pub/sub channels ignore Redis database numbers: the prefix keeps projects apart.
             "prefix": env("CHANNEL_LAYER_PREFIX", default=PROJECT_SLUG),
