@@ -73,8 +73,9 @@ def browser(ann, bob):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}. CI must run the browser tests.")
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -109,7 +110,7 @@ def open_room(page, base: str, room: str):
 def expect_connected(page):
     from playwright.sync_api import expect
 
-    expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
 
 
 def send(page, body: str):
@@ -126,7 +127,7 @@ def message(page, body: str):
 def expect_state(item, state: str):
     from playwright.sync_api import expect
 
-    expect(item).to_have_attribute("data-state", state, timeout=WAIT_MS)
+    expect(item).to_have_attribute("data-state", state)
 
 
 def history(base: str, page, room: str) -> list[dict]:

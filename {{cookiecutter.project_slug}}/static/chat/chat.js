@@ -152,7 +152,7 @@
     if (mine) setState(message.id, message.persisted ? "stored" : "accepted");
   }
 
-  async function fetchPage(params) {
+  async function fetchPage(params, onlyOwnPending) {
     const headers = {};
     const held = receipts();
     if (held.length) headers["X-Write-Receipts"] = held.join(",");
@@ -162,7 +162,9 @@
     });
     if (!response.ok) throw new Error("history: HTTP " + response.status);
     const page = await response.json();
-    page.messages.forEach(showFromHistory);
+    for (const message of page.messages) {
+      if (!onlyOwnPending || outbox[message.id]) showFromHistory(message);
+    }
     return page.next;
   }
 
@@ -176,10 +178,12 @@
   }
 
   async function checkPending() {
-    // A reload or a dropped socket loses message.persisted: the receipts still tell.
+    // A reload or a dropped socket loses message.persisted: the receipts still tell. (The
+    // answer names every receipt's message, whatever the limit; others' messages come by
+    // the socket or by catch-up, never from here.)
     if (!receipts().length) return;
     try {
-      await fetchPage({ limit: 1 });
+      await fetchPage({ limit: 1 }, true);
     } catch (error) {
       /* the next round, or the next reconnect, asks again */
     }
