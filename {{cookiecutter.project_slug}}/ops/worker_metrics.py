@@ -9,6 +9,8 @@ file there, and the worker's main process serves the sum over HTTP on that port
 
 import logging
 import os
+import shutil
+from pathlib import Path
 
 from celery import signals
 from django.conf import settings
@@ -40,3 +42,13 @@ def forget_child(pid=None, **kwargs):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@signals.worker_shutdown.connect
+def remove_metrics_directory(**kwargs):
+    """Remove the directory config/settings.py made (one someone else configured stays)."""
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if settings.WORKER_METRICS_PORT and directory.name.startswith(
+        f"{settings.PROJECT_SLUG}-metrics-"
+    ):
+        shutil.rmtree(directory, ignore_errors=True)
