@@ -113,6 +113,8 @@ def test_baked_project_suite(tmp_path_factory, capsys, answers, python, redis_db
         # The project's own pytest prunes old pytest-of-<user>/ directories: give it its own
         # root, or it deletes this session's bakes while they are in use.
         PYTEST_DEBUG_TEMPROOT=str(temproot),
+        # The browser tests' screenshots, next to the make logs.
+        BROWSER_ARTIFACTS_DIR=str(workdir / "screenshots"),
     )
     reset(dbname, redis_url)
     try:

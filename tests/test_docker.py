@@ -49,6 +49,10 @@ def test_compose_stack(baked, answers):
         command = command if isinstance(command, list) else command.split()
         assert command[:2] == ["honcho", "start"] and command[-1] == name
         assert name in procfile_names(project)
+    # Probes: the web process's liveness endpoint, the worker's metrics endpoint.
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["worker"]["environment"]["WORKER_METRICS_PORT"] == "9100"
+    assert ":9100/metrics" in " ".join(services["worker"]["healthcheck"]["test"])
     if pgbouncer:
         mounts = [v.split(":")[0] for v in services["pgbouncer"]["volumes"]]
         assert "./pgbouncer" in mounts

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from chat import cursors, protocol, receipts
 from chat.handoff import Unavailable, handoff
 from chat.ratelimit import TokenBucket
+from ops import metrics
 
 RECENT_IDS = 1024  # how many ids per connection are remembered to drop duplicates
 
@@ -54,6 +55,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.connected = True
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        metrics.SOCKETS_CONNECTED.inc()
 
     async def dispatch(self, message):
         """Call the handler for ``message``, without Channels' per-message database cleanup.
@@ -68,11 +70,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code):
+        if getattr(self, "connected", False):
+            metrics.SOCKETS_CONNECTED.dec()
         self.connected = False
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
+        metrics.FRAMES_RECEIVED.inc()
         if not self.rate.allow():
             if self.rate.abused:
                 await self.close(code=protocol.CLOSE_RATE_LIMITED)
@@ -136,6 +141,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.recent.pop(message["id"], None)
             await self.send_unavailable(message["id"])
             return
+        metrics.MESSAGES_ACCEPTED.inc()
         receipt = receipts.issue(message, self.identity.user_id)
         self.remember(message["id"], receipt)
         await self.send_frame(protocol.accepted_frame(message["id"], receipt))
@@ -158,6 +164,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict):
         if self.connected:
             await self.send(text_data=json.dumps(frame))
+            metrics.FRAMES_SENT.inc()
 
     # Channel-layer events ----------------------------------------------------------------
 

@@ -9,12 +9,14 @@ publish fails, every sender in the batch hears so, and nothing was accepted.
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
 from chat import receipts
 from config.celery import app
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +79,16 @@ class HandOff:
     async def _publish_batch(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
         records = [record for record, _ in batch]
+        metrics.HANDOFF_BATCH_SIZE.observe(len(records))
+        started = time.perf_counter()
         try:
             await loop.run_in_executor(self._executor, self._publish, records)
         except Exception as exc:
             logger.warning("Hand-off of %d messages failed: %r", len(records), exc)
+            metrics.HANDOFF_FAILURES.inc(len(records))
             outcome = Unavailable(str(exc))
         else:
+            metrics.HANDOFF_SECONDS.observe(time.perf_counter() - started)
             outcome = None
         for _, future in batch:
             if future.done():  # the sender went away

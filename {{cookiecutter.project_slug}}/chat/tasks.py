@@ -9,6 +9,7 @@ broker accepted is never dropped.
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
 from celery import shared_task, signals
@@ -19,6 +20,8 @@ from psycopg_pool import PoolTimeout
 from chat import receipts
 from chat.handoff import PERSIST_TASK
 from chat.persistence import store_batch
+from ops import metrics, worker_metrics  # noqa: F401  (worker_metrics: its signal handlers)
+from ops.pools import observe_pool
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 )
 def persist_messages(records: list[dict]) -> dict:
     result = store_batch(records)
+    count_stored(result.stored, len(result.dead))
     receipts.forget_pending([record["id"] for record in result.stored])
     try:
         async_to_sync(notify_persisted)(result.stored)
@@ -42,6 +46,15 @@ def persist_messages(records: list[dict]) -> dict:
             "Could not notify senders of %d stored messages", len(result.stored), exc_info=True
         )
     return {"stored": len(result.stored), "dead": len(result.dead)}
+
+
+def count_stored(stored: list[dict], dead: int) -> None:
+    committed = datetime.now(UTC)
+    metrics.MESSAGES_PERSISTED.inc(len(stored))
+    metrics.DEAD_LETTERS.inc(dead)
+    for record in stored:
+        sent_at = datetime.fromisoformat(record["sent_at"])
+        metrics.PERSIST_LAG_SECONDS.observe((committed - sent_at).total_seconds())
 
 
 async def notify_persisted(records: list[dict]) -> None:
@@ -65,9 +78,10 @@ def return_connections_to_pool(**kwargs):
     """Hand the task's connection back to the pool, as Django does at the end of a request.
 
     A connection broken by a database restart is discarded here; the pool's health check
-    replaces it on the next task.
+    replaces it on the next task. The pool's figures then go to the metrics.
     """
     close_old_connections()
+    observe_pool()
 
 
 @signals.worker_process_shutdown.connect

@@ -1,13 +1,44 @@
-from django.http import JsonResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Max
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from chat import protocol
+from chat.forms import RoomForm
 from chat.history import BadParameter, Query, page
+from chat.models import Message
+
+RECENT_ROOMS = 20
 
 
 def home(request):
-    return render(request, "chat/home.html")
+    """The room list, and a form to pick or create a room by name."""
+    if not request.user.is_authenticated:
+        return render(request, "chat/home.html")
+    form = RoomForm(request.GET if "room" in request.GET else None)
+    if form.is_valid():
+        return redirect("room", room=form.cleaned_data["room"])
+    rooms = (
+        Message.objects.values("room")
+        .annotate(last=Max("sent_at"))
+        .order_by("-last")[:RECENT_ROOMS]
+    )
+    return render(request, "chat/home.html", {"form": form, "rooms": rooms})
+
+
+@login_required
+def room(request, room):
+    """The room page: chat.js loads the history over HTTP and talks on the WebSocket."""
+    if not protocol.is_valid_room(room):
+        raise Http404("No such room: names are letters, digits, - and _ only.")
+    config = {
+        "room": room,
+        "username": request.user.get_username(),
+        "maxBody": settings.CHAT_MAX_BODY,
+    }
+    return render(request, "chat/room.html", {"room": room, "chat_config": config})
 
 
 @require_GET

@@ -5,6 +5,7 @@ The defaults work on a developer machine with PostgreSQL and Redis on localhost.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -118,13 +120,16 @@ CACHES = {
 # Sessions live in Redis so that the WebSocket handshake can authenticate without a query.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
+# Past one Redis, list several: the layer shards channels and groups over them by hash
+# (docs/scaling.md). Every process must be given the same list, in the same order.
+CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
         "CONFIG": {
             "hosts": [
                 {
-                    "address": REDIS_URL,
+                    "address": url,
                     # redis-py 8 times reads out after 5 s by default, exactly as long as the
                     # layer's blocking pop waits (django/channels_redis#422): give it more.
                     "socket_timeout": 10,
@@ -133,6 +138,7 @@ CHANNEL_LAYERS = {
                     # so a burst from a few hundred sockets needs more.
                     "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
                 }
+                for url in CHANNEL_LAYER_URLS
             ],
             # Pub/sub channels ignore Redis database numbers: the prefix keeps projects apart.
             "prefix": env("CHANNEL_LAYER_PREFIX", default=PROJECT_SLUG),
@@ -197,6 +203,24 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves static files from the ASGI process itself, whatever the server (daphne
+# or uvicorn run the app directly; there is no runserver). It finds them where they live,
+# so there is no collectstatic step; with DEBUG it also picks up edits without a restart.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Operations: health checks and Prometheus metrics (docs/ops-tooling.md) --------------
+# Each dependency /readyz checks gets this long to answer.
+READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2)
+# The worker serves its metrics on this port (0: not at all). Celery's prefork children
+# count in files under PROMETHEUS_MULTIPROC_DIR, which prometheus-client reads when it is
+# imported, so it is set here, before anything imports it, for the worker role only.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+if PROCESS_ROLE == "worker" and WORKER_METRICS_PORT:
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"{PROJECT_SLUG}-metrics-")
+    )
 
 LOGGING = {
     "version": 1,

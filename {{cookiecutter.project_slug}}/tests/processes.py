@@ -112,8 +112,9 @@ class Process:
         self.log.close()
 
 
-def start_web(env: dict, log_path: Path) -> tuple[Process, int]:
-    port = free_port()
+def start_web(env: dict, log_path: Path, port: int | None = None) -> tuple[Process, int]:
+    """Start the web process on ``port`` (a free one by default: pass the old one to restart)."""
+    port = port or free_port()
     web = Process("web", {**env, "PORT": str(port)}, log_path)
 
     def accepting():
