@@ -85,6 +85,7 @@ def markdown(results: dict) -> str:
                 r["stored"],
                 r["duplicate_frames"],
                 f"{r['missing_frames']} / {cell(r['unstored'])}",
+                f"{r['web_cpu_s']:g} / {r['worker_cpu_s']:g}",
             ]
             for r in results["comparison"]
         ]
@@ -103,6 +104,7 @@ def markdown(results: dict) -> str:
                     "stored",
                     "duplicates",
                     "lost (frames / unstored)",
+                    "CPU s (ASGI / worker)",
                 ],
                 rows,
             ),

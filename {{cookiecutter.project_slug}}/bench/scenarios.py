@@ -22,6 +22,7 @@ from bench.stack import (
     SERVERS,
     Stage,
     author_id,
+    cpu_seconds,
     default_server,
     empty_messages,
     empty_queue,
@@ -68,6 +69,7 @@ def load_run(
     server: str | None = None,
     layer: str | None = None,
     duration: float | None = None,
+    worker=None,
 ) -> dict:
     """One server process, ``sizes.sockets`` sockets, the offered load; its figures."""
     server = server or default_server()
@@ -89,12 +91,16 @@ def load_run(
 
     empty_messages()
     web, url = stage.server(server, design, layer)
+    worker_cpu = cpu_seconds(worker.pid) if worker else 0.0
     try:
+        web_cpu = cpu_seconds(web.pid)
         with ConnectionWatch(connection.settings_dict) as watch:
             settled = asyncio.run(drive())
         memory = rss_mb(web.pid)
+        web_cpu = cpu_seconds(web.pid) - web_cpu
     finally:
         web.stop()
+    worker_cpu = cpu_seconds(worker.pid) - worker_cpu if worker else 0.0
     figures = load.summary(tally)
     stored_count = None if design == "d" else stored(tally.sent)
     return {
@@ -110,6 +116,9 @@ def load_run(
         "web_peak": watch.peak["web"],
         "worker_peak": watch.peak["worker"],
         "samples": watch.samples,
+        # Every process shares the machine's cores: who used them during the run.
+        "web_cpu_s": round(web_cpu, 1),
+        "worker_cpu_s": round(worker_cpu, 1),
         **memory,
     }
 
@@ -124,7 +133,7 @@ def comparison(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list
     progress("design c", head=True)
     worker = stage.worker()
     try:
-        rows["c"] = load_run(stage, sizes, cookies, "c", progress)
+        rows["c"] = load_run(stage, sizes, cookies, "c", progress, worker=worker)
     finally:
         worker.stop()
     return [rows[design] for design in "abcd"]
@@ -261,6 +270,7 @@ def matrix(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dic
                         server=server,
                         layer=layer,
                         duration=sizes.matrix_duration,
+                        worker=worker,
                     )
                 )
         finally:

@@ -6,6 +6,7 @@ end-to-end tests use (``tests.processes``). Servers are started directly, not fr
 Procfile, because the benchmark also runs the server the project was not generated with.
 """
 
+import os
 from pathlib import Path
 
 import redis
@@ -137,6 +138,24 @@ class Stage:
         if wait:
             return start_worker(child_env(layer=layer), log)
         return Process("worker", child_env(layer=layer), log)
+
+
+def cpu_seconds(group: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a process group.
+
+    Servers and workers are started in a session of their own, so the group is the
+    process's pid and takes in a worker's prefork children.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process has gone
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def rss_mb(pid: int) -> dict:
