@@ -50,10 +50,11 @@ class Sizes:
     naive: int  # ... and for the one-task-per-message worker
     batch_size: int  # messages per task when batched
     matrix_duration: float
+    warmup: float  # seconds of the same load before each measured run, for every design
 
 
-FULL = Sizes(200, 20, 100, 15, 20, (100, 500, 1000), 50, 5, 20000, 2000, 100, 10)
-QUICK = Sizes(100, 10, 50, 4, 10, (100, 300), 50, 3, 4000, 400, 100, 4)
+FULL = Sizes(200, 20, 100, 15, 20, (100, 500, 1000), 50, 5, 20000, 2000, 100, 10, 3)
+QUICK = Sizes(100, 10, 50, 4, 10, (100, 300), 50, 3, 4000, 400, 100, 4, 1)
 
 
 def budget() -> dict:
@@ -81,8 +82,14 @@ def load_run(
 
     async def drive():
         sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
+        # A warm-up at the same load, not counted: first connections, first tasks, caches.
+        progress(f"{len(sockets)} sockets open; warming up for {sizes.warmup:g} s")
+        warmup = load.Tally()
+        load.attach(sockets, warmup)
+        await load.offer(sockets, sizes.rate, sizes.warmup, progress)
+        await load.settle(warmup, want_persisted=persisting, within=sizes.settle)
         load.attach(sockets, tally)
-        progress(f"{len(sockets)} sockets open; sending {sizes.rate:g}/s for {duration:g} s")
+        progress(f"sending {sizes.rate:g}/s for {duration:g} s")
         await load.offer(sockets, sizes.rate, duration, progress)
         settled = await load.settle(tally, want_persisted=persisting, within=sizes.settle)
         for socket in sockets:
@@ -152,9 +159,14 @@ def scale(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict
             # Handshakes too are watched: that is where most designs query the user.
             with ConnectionWatch(connection.settings_dict) as watch:
                 sockets += await load.open_sockets(url, cookies, rooms, count, len(sockets))
+                progress(f"{len(sockets)} sockets open; warming up for {sizes.warmup:g} s")
+                warmup = load.Tally()
+                load.attach(sockets, warmup)
+                await load.offer(sockets, sizes.scale_rate, sizes.warmup, progress)
+                await load.settle(warmup, want_persisted=True, within=sizes.settle)
                 tally = load.Tally()
                 load.attach(sockets, tally)
-                progress(f"{len(sockets)} sockets open; sending {sizes.scale_rate:g}/s")
+                progress(f"sending {sizes.scale_rate:g}/s for {sizes.scale_duration:g} s")
                 await load.offer(sockets, sizes.scale_rate, sizes.scale_duration, progress)
                 settled = await load.settle(tally, want_persisted=True, within=sizes.settle)
             row = {"sockets": len(sockets), **load.summary(tally), "settled": settled}
