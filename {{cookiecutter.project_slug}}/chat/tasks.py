@@ -22,7 +22,8 @@ from chat.persistence import store_batch
 logger = logging.getLogger(__name__)
 
 # The event loop that sends "persisted" notifications, one per worker process for its whole
-# life (created on first use, so in the prefork child). The channel layer keeps its Redis
+# life (created on first use, so in the prefork child; prefork runs one task at a time per
+# process, so one loop per process is enough). The channel layer keeps its Redis
 # connections per event loop: ``async_to_sync`` would make a new loop, and so open new
 # connections, for every batch; make bench measured that at several times the cost.
 notifier = asyncio.Runner()
