@@ -1,6 +1,6 @@
 # The template's own tooling.
 #   make test   bake every option combination and check it (the slow tests install and run
-#               two baked projects' own test suites)
+#               two baked projects' own test suites, and one's quick benchmark)
 #   make demo   bake the default project into .demo/ and run it on http://127.0.0.1:8000/
 #   make lint   ruff on the template's own Python (hooks, tests, scripts)
 # PYTHON picks the interpreter for the tooling virtualenv (.venv/) and the demo project.

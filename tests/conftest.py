@@ -2,6 +2,8 @@
 
 Every bake goes through cookiecutter's own API, hooks included, into pytest's temporary
 directory. Bakes used by several tests are made once per session and cached by their answers.
+The slow tests install baked projects and run their make targets (``make``), each on a
+database and Redis db of its own, cleaned before and after (``reset``).
 """
 
 import itertools
@@ -11,8 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+import redis
 from cookiecutter.main import cookiecutter
+from psycopg import sql
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 CONTEXT = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
@@ -33,6 +38,8 @@ ONLY_FOR = {
     ("db_pooling", "pgbouncer"): ["pgbouncer/pgbouncer.ini", "tests/pgbouncer.py"],
     ("use_docker", "y"): ["Dockerfile", "docker-compose.yml", ".dockerignore"],
 }
+
+POSTGRES_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 
 # Variables of the calling shell that must not leak into a baked project's commands.
 LEAKY_ENV = (
@@ -108,6 +115,47 @@ def explain(result: subprocess.CompletedProcess) -> str:
         f"{' '.join(map(str, result.args))} exited {result.returncode}\n"
         f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
     )
+
+
+def reset(dbname: str, redis_url: str) -> None:
+    """Drop a bake's databases (its own, pytest-django's test_ copy, the benchmark's _bench)
+    and empty its Redis db."""
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        for name in (dbname, f"test_{dbname}", f"{dbname}_bench"):
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def make(target: str, project: Path, env: dict, timeout: float, *args: str) -> Path:
+    """Run a make target of the baked project, logging everything to a file; fail with its tail.
+
+    Returns the log's path."""
+    label = project.parent.name
+    log = project.parent / f"make-{target}.log"
+    print(f"\n    [{label}] make {target} ... (log: {log})", flush=True)
+    with log.open("w") as out:
+        try:
+            code = subprocess.run(
+                ["make", target, *args],
+                cwd=project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = f"killed after {timeout}s"
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
+        pytest.fail(f"make {target} in {label}: exit {code}\n{tail}", pytrace=False)
+    return log
 
 
 @pytest.fixture(scope="session")

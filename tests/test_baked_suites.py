@@ -10,11 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
-from conftest import bake, combo_id, project_env
-from psycopg import sql
+from conftest import bake, combo_id, make, project_env, reset
 
 PYTHON_313 = os.environ.get("PYTHON313", "/root/.pyenv/versions/3.13.0/bin/python3")
 BASE_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
@@ -43,46 +40,8 @@ SUITES = [
         id="uvicorn-redis_pubsub-pgbouncer-docker_n-py313",
     ),
 ]
-POSTGRES_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 INSTALL_TIMEOUT = 20 * 60
 TEST_TIMEOUT = 40 * 60
-
-
-def reset(dbname: str, redis_url: str) -> None:
-    """Drop the bake's databases (and pytest-django's test_ copy) and empty its Redis db."""
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-        for name in (dbname, f"test_{dbname}"):
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def make(target: str, project: Path, env: dict, timeout: float, *args: str) -> None:
-    """Run a make target of the baked project, logging everything to a file; fail with its tail."""
-    label = project.parent.name
-    log = project.parent / f"make-{target}.log"
-    print(f"\n    [{label}] make {target} ... (log: {log})", flush=True)
-    with log.open("w") as out:
-        try:
-            code = subprocess.run(
-                ["make", target, *args],
-                cwd=project,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code = f"killed after {timeout}s"
-    if code != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
-        pytest.fail(f"make {target} in {label}: exit {code}\n{tail}", pytrace=False)
 
 
 @pytest.mark.slow

@@ -123,9 +123,20 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 # Past one Redis, list several: the layer shards channels and groups over them by hash
 # (docs/scaling.md). Every process must be given the same list, in the same order.
 CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
+# The project was generated with one layer; CHANNEL_LAYER switches to the other without a
+# code change (the benchmark measures both).
+CHANNEL_LAYER_BACKENDS = {
+    "redis": "channels_redis.core.RedisChannelLayer",
+    "redis_pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+CHANNEL_LAYER = env("CHANNEL_LAYER", default="{{ cookiecutter.channel_layer }}")
+if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
+    raise environ.ImproperlyConfigured(
+        f"CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}, not {CHANNEL_LAYER!r}"
+    )
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "{{ 'channels_redis.pubsub.RedisPubSubChannelLayer' if cookiecutter.channel_layer == 'redis_pubsub' else 'channels_redis.core.RedisChannelLayer' }}",
+        "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
         "CONFIG": {
             "hosts": [
                 {

@@ -1,4 +1,4 @@
-"""Start the project's real processes (from the Procfile) for end-to-end tests.
+"""Start the project's real processes (from the Procfile) for end-to-end tests and the benchmark.
 
 Nothing here sleeps to synchronise: every wait polls a condition until a deadline, and a
 process that fails to come up is reported with the end of its log.
@@ -57,12 +57,18 @@ def database_url(settings_dict: dict) -> str:
 
 
 class Process:
-    """One Procfile process, run through a shell exactly as the Procfile line reads."""
+    """One Procfile process, run through a shell exactly as the Procfile line reads.
 
-    def __init__(self, name: str, env: dict, log_path: Path, extra_args: str = ""):
+    ``command`` replaces the Procfile line (the benchmark starts other servers and
+    applications the same way).
+    """
+
+    def __init__(
+        self, name: str, env: dict, log_path: Path, extra_args: str = "", command: str = ""
+    ):
         self.name = name
         self.log_path = log_path
-        self.command = f"{procfile_command(name)} {extra_args}".strip()
+        self.command = f"{command or procfile_command(name)} {extra_args}".strip()
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
         env.pop("PROCESS_ROLE", None)  # each entry point declares its own role
@@ -112,10 +118,15 @@ class Process:
         self.log.close()
 
 
-def start_web(env: dict, log_path: Path, port: int | None = None) -> tuple[Process, int]:
-    """Start the web process on ``port`` (a free one by default: pass the old one to restart)."""
+def start_web(
+    env: dict, log_path: Path, port: int | None = None, command: str = ""
+) -> tuple[Process, int]:
+    """Start the web process on ``port`` (a free one by default: pass the old one to restart).
+
+    ``command`` replaces the Procfile's line (the benchmark starts other servers).
+    """
     port = port or free_port()
-    web = Process("web", {**env, "PORT": str(port)}, log_path)
+    web = Process("web", {**env, "PORT": str(port)}, log_path, command=command)
 
     def accepting():
         try:

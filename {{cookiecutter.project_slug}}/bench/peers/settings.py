@@ -1,0 +1,19 @@
+"""Settings for the peer designs: the project's settings, with Django's usual connections.
+
+A typical Channels project has no pool: each thread that queries opens its own connection,
+kept for ``CONN_MAX_AGE`` seconds (persistent connections, the common advice for speed).
+Every value still comes from the environment through ``config.settings``.
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import DATABASES
+
+DATABASES = {
+    "default": {
+        **DATABASES["default"],
+        "CONN_MAX_AGE": 60,
+        "OPTIONS": {
+            key: value for key, value in DATABASES["default"]["OPTIONS"].items() if key != "pool"
+        },
+    }
+}

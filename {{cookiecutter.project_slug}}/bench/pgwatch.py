@@ -1,0 +1,62 @@
+"""Peak PostgreSQL connections per role, sampled from pg_stat_activity in a thread.
+
+Every connection of the project names its role in ``application_name``
+(``<project_slug>:web``, ``:worker``, ``:manage``). A sampler on its own connection counts
+them many times a second while a scenario runs, and keeps the peak of each.
+"""
+
+import threading
+import time
+from collections import Counter
+
+import psycopg
+from django.conf import settings
+
+INTERVAL = 0.02  # seconds between samples
+
+
+def admin_connection(settings_dict: dict) -> psycopg.Connection:
+    return psycopg.connect(
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None,
+        password=settings_dict["PASSWORD"] or None,
+        dbname="postgres",
+        application_name=f"{settings.PROJECT_SLUG}:probe",
+        autocommit=True,
+    )
+
+
+class ConnectionWatch:
+    """``with ConnectionWatch(db) as watch: ...`` then ``watch.peak["web"]``."""
+
+    def __init__(self, settings_dict: dict):
+        self.settings_dict = settings_dict
+        self.peak: Counter = Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pgwatch", daemon=True)
+
+    def _run(self):
+        prefix = f"{settings.PROJECT_SLUG}:"
+        with admin_connection(self.settings_dict) as probe:
+            while not self._stop.is_set():
+                rows = probe.execute(
+                    "SELECT application_name, count(*) FROM pg_stat_activity"
+                    " WHERE datname = %s AND application_name LIKE %s GROUP BY 1",
+                    [self.settings_dict["NAME"], prefix + "%"],
+                ).fetchall()
+                for name, count in rows:
+                    role = name.removeprefix(prefix)
+                    self.peak[role] = max(self.peak[role], count)
+                self.samples += 1
+                self._stop.wait(INTERVAL)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(INTERVAL * 2)  # one more sample after the last event of the scenario
+        self._stop.set()
+        self._thread.join()

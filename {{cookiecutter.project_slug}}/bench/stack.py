@@ -1,0 +1,168 @@
+"""The benchmark's stage: its own database, users with real sessions, server and worker.
+
+The benchmark uses a database of its own (``<name>_bench``, created and migrated here) so
+that it never mixes its rows with the project's, and starts processes with the helpers the
+end-to-end tests use (``tests.processes``). Servers are started directly, not from the
+Procfile, because the benchmark also runs the server the project was not generated with.
+"""
+
+import os
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection, connections
+from django.test import Client
+
+from chat.handoff import PERSIST_TASK
+from chat.models import Message
+from tests.processes import Process, database_url, procfile_command, start_web, start_worker
+
+SERVERS = {
+    "daphne": "daphne --bind 127.0.0.1 --port $PORT {app}",
+    "uvicorn": "uvicorn {app} --host 127.0.0.1 --port $PORT --ws-max-size 65536",
+}
+# The designs of the comparison: (ASGI application, settings module, needs the worker).
+DESIGNS = {
+    "a": ("bench.peers.asgi:sync_orm", "bench.peers.settings", False),
+    "b": ("bench.peers.asgi:async_orm", "bench.peers.settings", False),
+    "c": ("config.asgi:application", "config.settings", True),
+    "d": ("bench.ceiling:application", "config.settings", False),
+}
+DESIGN_NAMES = {
+    "a": "(a) WebsocketConsumer + ORM in the consumer",
+    "b": "(b) AsyncWebsocketConsumer + database_sync_to_async(thread_sensitive=False)",
+    "c": "(c) this project",
+    "d": "(d) this project, persistence off (ceiling)",
+}
+PASSWORD_NEVER_USED = "!"  # an unusable password hash: sessions come from force_login
+
+
+def default_server() -> str:
+    """The server the project was generated with: the Procfile's web command."""
+    return procfile_command("web").split()[0]
+
+
+def use_bench_database() -> None:
+    """Point Django at ``<name>_bench`` (created if missing) and migrate it."""
+    default = connections["default"]
+    default.close()
+    name = f"{settings.DATABASES['default']['NAME']}_bench"
+    for settings_dict in (default.settings_dict, settings.DATABASES["default"]):
+        settings_dict["NAME"] = name
+    call_command("preflight", verbosity=0)
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def child_env(settings_module: str = "config.settings", layer: str | None = None) -> dict:
+    """The environment of a server or worker process started by the benchmark."""
+    return {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "PGBOUNCER_URL": "",  # straight to PostgreSQL: connections are counted there
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "CHANNEL_LAYER": layer or settings.CHANNEL_LAYER,
+        # Its own channel-layer prefix: a `make run` of the same project is not disturbed.
+        "CHANNEL_LAYER_PREFIX": f"{settings.PROJECT_SLUG}-bench",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def log_in_users(count: int) -> list[str]:
+    """``count`` users, each logged in through Django's login path: their session cookies.
+
+    ``force_login`` runs the real login signal, so the session in Redis carries the
+    identity the project's consumers read, and the auth keys Channels' middleware reads.
+    """
+    User = get_user_model()
+    names = [f"bench-user-{n}" for n in range(count)]
+    existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    User.objects.bulk_create(
+        [User(username=n, password=PASSWORD_NEVER_USED) for n in names if n not in existing]
+    )
+    cookies = []
+    for user in User.objects.filter(username__in=names).order_by("id"):
+        client = Client()
+        client.force_login(user)
+        cookies.append(
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+    return cookies
+
+
+def author_id() -> int:
+    return (
+        get_user_model()
+        .objects.filter(username__startswith="bench-user-")
+        .values_list("id", flat=True)[0]
+    )
+
+
+def empty_messages() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {Message._meta.db_table}")
+
+
+def empty_queue() -> None:
+    """Drop batches left in the persistence queue (by an interrupted run)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.delete(settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"])
+    finally:
+        client.close()
+
+
+def stored(ids) -> int:
+    return Message.objects.filter(id__in=list(ids)).count()
+
+
+class Stage:
+    """Starts and stops the benchmark's processes, keeping their logs in one folder."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def server(self, server: str, design: str, layer: str | None = None) -> tuple[Process, str]:
+        app, settings_module, _ = DESIGNS[design]
+        command = SERVERS[server].format(app=app)
+        log = self.logs / f"web-{server}-{design}-{layer or settings.CHANNEL_LAYER}.log"
+        web, port = start_web(child_env(settings_module, layer), log, command=command)
+        return web, f"ws://127.0.0.1:{port}"
+
+    def worker(self, layer: str | None = None, wait: bool = True) -> Process:
+        log = self.logs / f"worker-{layer or settings.CHANNEL_LAYER}.log"
+        if wait:
+            return start_worker(child_env(layer=layer), log)
+        return Process("worker", child_env(layer=layer), log)
+
+
+def cpu_seconds(group: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a process group.
+
+    Servers and workers are started in a session of their own, so the group is the
+    process's pid and takes in a worker's prefork children.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process has gone
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def rss_mb(pid: int) -> dict:
+    """Resident memory of a process now and at its peak (VmHWM), in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mb": fields.get("VmRSS"), "peak_rss_mb": fields.get("VmHWM")}

@@ -1,0 +1,89 @@
+"""The benchmark's verdicts: a target is called met or missed from the figures, never assumed.
+
+The benchmark itself runs in the template's tests (make bench-quick); here, its report is
+fed figures on either side of each target.
+"""
+
+from bench.load import percentile
+from bench.report import markdown, targets
+
+META = {
+    "command": "make bench",
+    "mode": "full",
+    "date": "today",
+    "machine": "test",
+    "server": "uvicorn",
+    "layer": "redis_pubsub",
+    "budget": {"worker": 2, "web": 4},
+    "load_average_at_start": [0, 0, 0],
+    "load_average_at_end": [0, 0, 0],
+    "seconds": 1.0,
+}
+
+
+def row(design: str, p99: float, web_peak: int = 0, worker_peak: int = 0) -> dict:
+    return {
+        "design": design,
+        "sockets": 200,
+        "offered_per_s": 100,
+        "delivered_per_s": 1000,
+        "latency_p50_ms": p99 / 2,
+        "latency_p99_ms": p99,
+        "persist_lag_p99_ms": 500.0,
+        "web_peak": web_peak,
+        "worker_peak": worker_peak,
+        "stored": 1500,
+        "duplicate_frames": 0,
+        "missing_frames": 0,
+        "unstored": 0,
+        "web_cpu_s": 1.0,
+        "worker_cpu_s": 1.0,
+    }
+
+
+def results(c_p99: float, c_web_peak: int = 0, batched: float = 5000) -> dict:
+    return {
+        "meta": META,
+        "comparison": [
+            row("a", 2000, web_peak=1),
+            row("b", 100, web_peak=7),
+            row("c", c_p99, web_peak=c_web_peak, worker_peak=2),
+            row("d", 8),
+        ],
+        "persistence": [
+            {
+                "worker": "batched",
+                "messages": 1,
+                "tasks": 1,
+                "stored_per_s": batched,
+                "worker_peak": 2,
+            },
+            {"worker": "naive", "messages": 1, "tasks": 1, "stored_per_s": 200, "worker_peak": 2},
+        ],
+    }
+
+
+def verdicts(data: dict) -> dict:
+    return {name: met for name, met, _ in targets(data)}
+
+
+def test_every_target_met():
+    assert all(verdicts(results(c_p99=10)).values())
+
+
+def test_each_missed_target_is_reported_as_missed():
+    slow = verdicts(results(c_p99=50))  # 2x better than (b), 6x its ceiling
+    assert not slow["(c) fan-out p99 at least 10x lower than (b)"]
+    assert not slow["(c) fan-out p99 within 1.3x of (d)"]
+    assert not verdicts(results(c_p99=10, c_web_peak=1))["ASGI process: 0 PostgreSQL connections"]
+    assert not verdicts(results(c_p99=10, batched=3000))[
+        "persistence: at least 20x the one-task-per-message worker"
+    ]
+    assert "| **missed** | 2.0x |" in markdown(results(c_p99=50))
+
+
+def test_percentile():
+    values = list(range(1, 101))
+    assert percentile(values, 50) in (50, 51)
+    assert percentile(values, 99) == 99
+    assert percentile([], 99) is None
