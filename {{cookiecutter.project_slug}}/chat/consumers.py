@@ -82,14 +82,30 @@ class RoomConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def __call__(self, scope, receive, send):
+        """Run the consumer; give its slot back however it ends.
+
+        ``disconnect`` is not called when the consumer dies of an exception (Redis gone, a
+        send racing the server's close of a dead client), and a slot kept until its claim
+        runs out would count against the user for ``CHAT_SOCKET_SLOT_TTL``.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release_slot()
+
     async def disconnect(self, code):
         self.connected = False
-        if hasattr(self, "renewing"):
-            self.renewing.cancel()
-            with contextlib.suppress(RedisError, OSError):  # else the claim runs out
-                await socket_slots.release(self.identity.user_id, self.channel_name)
+        await self.release_slot()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def release_slot(self):
+        if renewing := getattr(self, "renewing", None):
+            del self.renewing
+            renewing.cancel()
+            with contextlib.suppress(RedisError, OSError):  # else the claim runs out
+                await socket_slots.release(self.identity.user_id, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
         if not self.rate.allow():
