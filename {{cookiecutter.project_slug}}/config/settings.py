@@ -174,6 +174,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Unacknowledged batches of a dead worker come back after this many seconds; it must
     # exceed the longest batch (and retry countdown), or a slow batch is delivered twice.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=120),
+    # How often a worker looks for such batches, in seconds. Left alone, kombu scans only on
+    # every 10th 10-second tick, so a dead worker's batches could wait 100 s past the timeout.
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
 }
 # The ASGI process publishes on the event loop's side thread: fail fast when the broker is
 # down, so that the sender hears "unavailable" instead of waiting.

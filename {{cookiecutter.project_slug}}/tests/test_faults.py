@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 @pytest.fixture
 def env(persist_queue, redis_client):
     """The processes' environment: the test database, no rate limit in the way of a stream,
-    a short visibility timeout so that a killed worker's batches come back quickly, and a
+    a short visibility timeout and restore interval so that a killed worker's batches come
+    back quickly, and a
     longer hand-off window (bigger batches, fewer tasks: kinder to a 2-core CI machine; the
     guarantees do not depend on the batch size)."""
     redis_client.delete("unacked", "unacked_index")
@@ -44,6 +45,7 @@ def env(persist_queue, redis_client):
         "CHAT_RATE_LIMIT": "100000",
         "CHAT_RATE_BURST": "100000",
         "CELERY_VISIBILITY_TIMEOUT": "5",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "2",
         "CHAT_HANDOFF_MAX_DELAY_MS": "50",
     }
     redis_client.delete("unacked", "unacked_index")
