@@ -38,7 +38,7 @@ def env(persist_queue, redis_client):
     back quickly, and a
     longer hand-off window (bigger batches, fewer tasks: kinder to a 2-core CI machine; the
     guarantees do not depend on the batch size)."""
-    redis_client.delete("unacked", "unacked_index")
+    redis_client.delete("unacked", "unacked_index", "unacked_mutex")
     yield {
         "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
@@ -48,7 +48,7 @@ def env(persist_queue, redis_client):
         "CELERY_UNACKED_RESTORE_INTERVAL": "2",
         "CHAT_HANDOFF_MAX_DELAY_MS": "50",
     }
-    redis_client.delete("unacked", "unacked_index")
+    redis_client.delete("unacked", "unacked_index", "unacked_mutex")
 
 
 class Stack:
