@@ -14,6 +14,7 @@ sender hears ``unavailable`` and resends with the same id, which clients dedupli
 """
 
 import asyncio
+import contextlib
 import json
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from chat import cursors, protocol, receipts
+from chat import cursors, protocol, receipts, socket_slots
 from chat.handoff import Unavailable, handoff
 from chat.ratelimit import TokenBucket
 from ops import metrics
@@ -43,6 +44,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self.identity is None or not protocol.is_valid_room(self.room):
             await self.close()  # before accept(): the handshake is refused with HTTP 403
             return
+        try:
+            admitted = await socket_slots.claim(self.identity.user_id, self.channel_name)
+        except (RedisError, OSError):
+            await self.close()  # cannot count the user's sockets: refuse the handshake
+            return
+        if not admitted:
+            # Accepted only to close with a code the client can see (a refused handshake
+            # reaches browser code as a bare 1006).
+            await self.accept()
+            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.renewing = asyncio.create_task(
+            socket_slots.keep_renewing(self.identity.user_id, self.channel_name)
+        )
         self.group = group_name(self.room)
         # id -> receipt, or None while the hand-off is in flight.
         self.recent: OrderedDict[str, str | None] = OrderedDict()
@@ -69,12 +84,32 @@ class RoomConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def __call__(self, scope, receive, send):
+        """Run the consumer; give its slot back however it ends.
+
+        ``disconnect`` is not called when the consumer dies of an exception (Redis gone, a
+        send racing the server's close of a dead client), and a slot kept until its claim
+        runs out would count against the user for ``CHAT_SOCKET_SLOT_TTL``.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release_slot()
+
     async def disconnect(self, code):
         if getattr(self, "connected", False):
             metrics.SOCKETS_CONNECTED.dec()
         self.connected = False
+        await self.release_slot()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def release_slot(self):
+        if renewing := getattr(self, "renewing", None):
+            del self.renewing
+            renewing.cancel()
+            with contextlib.suppress(RedisError, OSError):  # else the claim runs out
+                await socket_slots.release(self.identity.user_id, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
         metrics.FRAMES_RECEIVED.inc()

@@ -25,6 +25,7 @@ UNAVAILABLE = "unavailable"
 # Close codes.
 CLOSE_FRAME_TOO_LARGE = 1009
 CLOSE_RATE_LIMITED = 4429
+CLOSE_TOO_MANY_SOCKETS = 4409  # the user already has CHAT_MAX_SOCKETS_PER_USER open
 
 
 class ProtocolError(Exception):

@@ -29,6 +29,21 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS in production: HTTPS=true turns every setting below on (each can be overridden).
+# With these, DEBUG=false, a strong SECRET_KEY and real ALLOWED_HOSTS, `manage.py check
+# --deploy` reports nothing (docs/operations.md). HSTS preload is a promise to browsers
+# that the whole domain is HTTPS for good: set SECURE_HSTS_PRELOAD=false until it is.
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+# Behind a proxy that terminates TLS, the header it sets, e.g. "HTTP_X_FORWARDED_PROTO".
+if proxy_header := env("SECURE_PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -176,6 +191,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Unacknowledged batches of a dead worker come back after this many seconds; it must
     # exceed the longest batch (and retry countdown), or a slow batch is delivered twice.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=120),
+    # How often a worker looks for such batches, in seconds. Left alone, kombu scans only on
+    # every 10th 10-second tick, so a dead worker's batches could wait 100 s past the timeout.
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
 }
 # The ASGI process publishes on the event loop's side thread: fail fast when the broker is
 # down, so that the sender hears "unavailable" instead of waiting.
@@ -199,6 +218,10 @@ CHAT_RECEIPT_MAX_AGE = env.int("CHAT_RECEIPT_MAX_AGE", default=24 * 3600)
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=20)
 CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=40)
 CHAT_RATE_MAX_STRIKES = env.int("CHAT_RATE_MAX_STRIKES", default=20)
+# Sockets one user may hold at once, across processes; one more is closed with 4409. A slot
+# of a process that died frees itself CHAT_SOCKET_SLOT_TTL seconds later.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+CHAT_SOCKET_SLOT_TTL = env.float("CHAT_SOCKET_SLOT_TTL", default=60)
 
 # --- Auth, static files, i18n ------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -143,3 +143,58 @@ def start_worker(env: dict, log_path: Path, extra_args: str = "") -> Process:
     worker = Process("worker", env, log_path, extra_args)
     worker.wait_until(lambda: " ready." in worker.output(), 60, "the worker to be ready")
     return worker
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, persisting to ``directory``.
+
+    The fault tests stop and restart it; the shared Redis of the rest of the suite is never
+    touched. ``appendfsync`` is the setting under test (docs/operations.md).
+    """
+
+    def __init__(self, directory: Path, appendfsync: str = "everysec"):
+        self.directory = directory
+        self.port = free_port()
+        self.appendfsync = appendfsync
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self):
+        self.popen = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        wait_for(self.answers, 15, f"redis-server on port {self.port}")
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        """SIGTERM: Redis's own clean shutdown. SIGKILL: a crash, nothing flushed."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            self.popen.wait(30)

@@ -2,15 +2,17 @@
 the real Redis channel layer and the real broker, with every database access forbidden.
 """
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 
 import pytest
 from celery import Celery
 from channels.testing import WebsocketCommunicator
 
-from chat import consumers, protocol
+from chat import consumers, protocol, socket_slots
 from chat.handoff import HandOff
 from config.asgi import application
 from tests.processes import free_port
@@ -67,6 +69,32 @@ async def test_anonymous_handshake_is_refused():
 
 async def test_a_session_without_login_is_refused():
     ok, _ = await socket(cookie="sessionid=not-a-real-session").connect()
+    assert not ok
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param("sessionid=" + "k" * 32, id="well-formed-unknown-key"),
+        pytest.param('sessionid="unterminated', id="malformed-cookie-header"),
+        pytest.param("sessionid=" + "a" * 200, id="long-key"),
+        pytest.param("sessionid=../../etc/passwd", id="path-like-key"),
+    ],
+)
+async def test_a_forged_session_cookie_is_refused(cookie):
+    ok, _ = await socket(cookie=cookie).connect()
+    assert not ok
+
+
+async def test_a_session_that_never_logged_in_is_refused():
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    await store.aset("something", "else")  # a real session, but anonymous
+    await store.asave()
+    ok, _ = await socket(cookie=f"sessionid={store.session_key}").connect()
     assert not ok
 
 
@@ -223,3 +251,73 @@ async def test_too_many_frames_get_rate_limited_and_sustained_abuse_closes_4429(
         }
     await ann_socket.send_json_to(send_frame())
     assert await ann_socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4429}
+
+
+async def test_html_and_script_bodies_are_fanned_out_and_queued_verbatim(
+    ann, bob, redis_client, persist_queue
+):
+    body = '<script>alert("x")</script><img src=x onerror=alert(1)> &amp; \u202e \'; DROP TABLE'
+    ann_socket, bob_socket = await connected(ann), await connected(bob)
+    await ann_socket.send_json_to(send_frame(body))
+    await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
+    assert (await bob_socket.receive_json_from(timeout=5))["body"] == body
+    assert [r["body"] for r in queued_records(redis_client, persist_queue)] == [body]
+    for communicator in (ann_socket, bob_socket):
+        await communicator.disconnect()
+
+
+async def closed_with(communicator) -> int | None:
+    """Connect; the close code if the server closes right after accepting, else None."""
+    ok, _ = await communicator.connect()
+    assert ok
+    if await communicator.receive_nothing(timeout=0.3):
+        return None
+    output = await communicator.receive_output(timeout=5)
+    return output["code"] if output["type"] == "websocket.close" else None
+
+
+async def test_one_socket_too_many_for_a_user_is_closed_with_4409(ann, bob, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 2
+    first, second = await connected(ann), await connected(ann, room="elsewhere")
+    assert await closed_with(socket("general", ann.cookie)) == protocol.CLOSE_TOO_MANY_SOCKETS
+
+    bobs = socket("general", bob.cookie)  # the cap is per user
+    assert await closed_with(bobs) is None
+
+    await first.disconnect()  # a clean goodbye frees the slot at once
+    again = socket("general", ann.cookie)
+    assert await closed_with(again) is None
+    await again.send_json_to(send_frame())
+    await frames_until(again, lambda f: any(x["type"] == "message.accepted" for x in f))
+    for communicator in (second, bobs, again):
+        await communicator.disconnect()
+
+
+async def test_an_open_socket_keeps_renewing_its_slot(ann, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER, settings.CHAT_SOCKET_SLOT_TTL = 1, 0.6
+    first = await connected(ann)
+    redis = socket_slots.client()
+    key = socket_slots.key(ann.user.pk)
+    [(_, claimed_until)] = await redis.zrange(key, 0, -1, withscores=True)
+    deadline = time.monotonic() + 10
+    while (await redis.zrange(key, 0, -1, withscores=True))[0][1] < claimed_until + 1:
+        assert time.monotonic() < deadline, "the open socket never renewed its slot"
+        await asyncio.sleep(0.05)
+    # Well past the first claim's end, the live socket still holds the only slot.
+    assert await closed_with(socket("general", ann.cookie)) == protocol.CLOSE_TOO_MANY_SOCKETS
+    await first.disconnect()
+
+
+async def test_slots_of_a_crashed_process_free_themselves(ann, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER, settings.CHAT_SOCKET_SLOT_TTL = 2, 1
+    # Two sockets of a process that died: claimed, then never renewed nor released.
+    for holder in ("dead-process!1", "dead-process!2"):
+        assert await socket_slots.claim(ann.user.pk, holder)
+    assert await closed_with(socket("general", ann.cookie)) == protocol.CLOSE_TOO_MANY_SOCKETS
+
+    deadline = time.monotonic() + 10
+    while (code := await closed_with(attempt := socket("general", ann.cookie))) is not None:
+        assert code == protocol.CLOSE_TOO_MANY_SOCKETS
+        assert time.monotonic() < deadline, "the dead process's slots never ran out"
+        await asyncio.sleep(0.1)
+    await attempt.disconnect()

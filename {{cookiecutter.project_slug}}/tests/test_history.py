@@ -76,6 +76,11 @@ def test_anonymous_requests_get_a_json_401(client):
         ({"limit": "-5"}, "limit"),
         ({"before": "not-a-cursor"}, "before"),
         ({"after": "' OR 1=1 --"}, "after"),
+        ({"limit": "1; DROP TABLE chat_message"}, "limit"),
+        ({"limit": "9" * 5000}, "limit"),
+        ({"before": "x" * 100_000}, "before"),
+        ({"before": "MjAyNi0wMS0wMVQwMDowMDowMHwn"}, "before"),  # base64 of a half cursor
+        ({"after": "\x00"}, "after"),
     ],
 )
 def test_bad_parameters_get_a_json_400_naming_them(as_ann, params, parameter):
@@ -238,3 +243,23 @@ def test_walking_1000_messages_while_new_ones_arrive_has_no_gap_and_no_duplicate
         seen = [(m["sent_at"], m["id"]) for m in walk]
         assert len(seen) == len(set(seen)), "a message appeared twice"
         assert [s for s in seen if s in set(expected)] == expected, "a gap or a reordering"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("room", ["x' OR '1'='1", "a%00b", "x" * 65])
+def test_sql_looking_or_malformed_rooms_are_a_json_400_or_404(as_ann, room):
+    response = get(as_ann, room=room)
+    assert response.status_code in (400, 404)
+    if response.status_code == 400:
+        assert response.json()["parameter"] == "room"
+
+
+@pytest.mark.django_db
+def test_html_and_script_bodies_are_stored_and_served_verbatim(as_ann, ann):
+    """The API serves JSON: escaping is the page's job when it renders (as text)."""
+    body = '<script>alert("x")</script><img src=x onerror=alert(1)> &amp; \u202e'
+    message = record(ann, body=body)
+    store_batch([message])
+    response = get(as_ann)
+    assert response["Content-Type"] == "application/json"
+    assert [m["body"] for m in response.json()["messages"]] == [body]

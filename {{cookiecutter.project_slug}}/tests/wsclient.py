@@ -1,11 +1,13 @@
 """A WebSocket client speaking the contract, for end-to-end tests (``websockets`` library)."""
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 
 class Client:
@@ -52,3 +54,68 @@ class Client:
 
     def ids(self, frame_type: str) -> list[str]:
         return [f["id"] for f in self.frames if f["type"] == frame_type]
+
+
+class Stream:
+    """A client that must get every one of its messages accepted, whatever fails meanwhile.
+
+    It does what the contract asks of a client: send each message with its own id, and
+    resend (same id) every message that got no ``message.accepted`` -- after an
+    ``unavailable`` answer, or after reconnecting when the socket dropped. ``url()`` is asked
+    again at each reconnect, so a test can move the server. At most ``window`` messages are
+    awaiting an answer at once.
+    """
+
+    def __init__(self, url, logged_in, room: str, count: int, window: int = 100):
+        self.url = url
+        self.cookie = logged_in.cookie
+        self.room = room
+        self.ids = [str(uuid.uuid4()) for _ in range(count)]
+        self.accepted: set[str] = set()
+        self.unavailable = 0  # "unavailable" answers heard
+        self.reconnects = 0
+        self.window = window
+
+    @property
+    def done(self) -> bool:
+        return len(self.accepted) == len(self.ids)
+
+    async def run(self, within: float):
+        async with asyncio.timeout(within):
+            while not self.done:
+                # The server went away, or refuses handshakes while it comes back.
+                with contextlib.suppress(OSError, ConnectionClosed, InvalidHandshake):
+                    await self.one_connection()
+                if not self.done:
+                    self.reconnects += 1
+                    await asyncio.sleep(0.2)  # a client's reconnect back-off
+
+    async def one_connection(self):
+        async with connect(
+            f"{self.url()}/ws/rooms/{self.room}/",
+            origin="http://localhost",
+            additional_headers={"Cookie": self.cookie},
+            open_timeout=10,
+        ) as socket:
+            while not self.done:
+                waiting: set[str] = set()
+                for message_id in (i for i in self.ids if i not in self.accepted):
+                    while len(waiting) >= self.window:
+                        await self.answer(socket, waiting)
+                    waiting.add(message_id)
+                    frame = {"type": "message.send", "id": message_id, "body": f"m {message_id}"}
+                    await socket.send(json.dumps(frame))
+                while waiting:
+                    await self.answer(socket, waiting)
+                if not self.done:
+                    await asyncio.sleep(0.2)  # heard "unavailable": back off, then resend
+
+    async def answer(self, socket, waiting: set[str]):
+        frame = json.loads(await socket.recv())
+        if frame["type"] == "message.accepted":
+            self.accepted.add(frame["id"])
+            waiting.discard(frame["id"])
+        elif frame["type"] == "error":
+            assert frame["code"] == "unavailable", frame
+            self.unavailable += 1
+            waiting.discard(frame["id"])
