@@ -42,7 +42,11 @@ notifier = asyncio.Runner()
 def persist_messages(records: list[dict]) -> dict:
     result = store_batch(records)
     count_stored(result.stored, len(result.dead))
-    receipts.forget_pending([record["id"] for record in result.stored])
+    # Dead letters are done with too: parked for a human, not for the pending sweep.
+    receipts.forget_pending(
+        [record["id"] for record in result.stored]
+        + [str(letter.message_id) for letter in result.dead if letter.message_id]
+    )
     try:
         notifier.run(notify_persisted(result.stored))
     except Exception:

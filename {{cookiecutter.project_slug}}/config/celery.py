@@ -20,3 +20,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # many tasks it still recycles the pool, which is harmless; until then the pool lives on.
 app.conf.CELERY_DB_REUSE_MAX = 1000
 app.autodiscover_tasks()
+# The worker hands over again accepted messages the broker lost (chat/sweep.py).
+app.steps["worker"].add("chat.sweep:PendingSweep")

@@ -213,6 +213,11 @@ CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
 CHAT_HANDOFF_MAX_BATCH = env.int("CHAT_HANDOFF_MAX_BATCH", default=200)
 CHAT_HANDOFF_MAX_DELAY = env.float("CHAT_HANDOFF_MAX_DELAY_MS", default=5) / 1000
 CHAT_RECEIPT_MAX_AGE = env.int("CHAT_RECEIPT_MAX_AGE", default=24 * 3600)
+# Accepted messages still unstored this many seconds after their batch was published are
+# handed to the queue again (chat/sweep.py): far longer than any batch takes, so that
+# normally only batches the broker lost qualify. The worker looks every INTERVAL seconds.
+CHAT_PENDING_SWEEP_AFTER = env.float("CHAT_PENDING_SWEEP_AFTER", default=300)
+CHAT_PENDING_SWEEP_INTERVAL = env.float("CHAT_PENDING_SWEEP_INTERVAL", default=30)
 # Per connection: a burst of CHAT_RATE_BURST frames, then CHAT_RATE_LIMIT per second; past
 # CHAT_RATE_MAX_STRIKES refusals in a row the socket is closed with 4429.
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=20)
