@@ -246,8 +246,11 @@
     socket.onmessage = function (event) {
       handleFrame(JSON.parse(event.data));
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       socket = null;
+      // 4409: this user has too many sockets open (docs/protocol.md); other tabs must close
+      // first, so the page waits at the long end of its backoff before trying again.
+      if (event.code === 4409) failedAttempts = Math.max(failedAttempts, 6);
       reconnectLater();
     };
   }
