@@ -9,22 +9,11 @@ import threading
 import time
 from collections import Counter
 
-import psycopg
 from django.conf import settings
 
+from tests.pgstat import admin_connection
+
 INTERVAL = 0.02  # seconds between samples
-
-
-def admin_connection(settings_dict: dict) -> psycopg.Connection:
-    return psycopg.connect(
-        host=settings_dict["HOST"] or None,
-        port=settings_dict["PORT"] or None,
-        user=settings_dict["USER"] or None,
-        password=settings_dict["PASSWORD"] or None,
-        dbname="postgres",
-        application_name=f"{settings.PROJECT_SLUG}:probe",
-        autocommit=True,
-    )
 
 
 class ConnectionWatch:

@@ -5,9 +5,10 @@ from django.conf import settings
 from django.db import connection
 
 
-def admin_connection() -> psycopg.Connection:
-    """A connection of its own to the server the tests use (not through Django's pool)."""
-    params = connection.settings_dict
+def admin_connection(params: dict | None = None) -> psycopg.Connection:
+    """A connection of its own to the server the tests use (not through Django's pool), or
+    to the server of ``params`` (a DATABASES entry: the benchmark has a database of its own)."""
+    params = params or connection.settings_dict
     return psycopg.connect(
         host=params["HOST"] or None,
         port=params["PORT"] or None,
