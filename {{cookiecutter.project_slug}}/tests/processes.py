@@ -4,12 +4,14 @@ Nothing here sleeps to synchronise: every wait polls a condition until a deadlin
 process that fails to come up is reported with the end of its log.
 """
 
+import contextlib
 import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,29 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def sampling(sample, interval: float = 0.0):
+    """Call ``sample()`` over and over on a thread for as long as the block runs.
+
+    For figures a scenario must never exceed (connections, memory): the sampler watches
+    while the test drives the load, and has stopped before the test asserts on what it saw.
+    """
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            sample()
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=run, name="sampler")
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def die_with_parent():

@@ -4,7 +4,6 @@ the Procfile, real WebSocket clients, real Redis and PostgreSQL.
 
 import asyncio
 import http.cookiejar
-import threading
 import types
 import urllib.parse
 import urllib.request
@@ -16,7 +15,7 @@ from django.db import connection
 
 from chat.models import Message
 from tests.pgstat import connections_of
-from tests.processes import database_url, start_web, start_worker
+from tests.processes import database_url, sampling, start_web, start_worker
 from tests.wsclient import Client
 
 # Committed data (transaction=True): the server and worker processes must see the users.
@@ -85,12 +84,10 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(stack, m
     rooms = [f"many-{uuid.uuid4().hex[:6]}-{n}" for n in range(10)]
     sockets_per_user = 10
     samples = {"web": [], "worker": []}
-    sampling = threading.Event()
 
     def sample():
-        while sampling.is_set():
-            for role in samples:
-                samples[role].append(connections_of(role))
+        for role in samples:
+            samples[role].append(connections_of(role))
 
     async def scenario():
         clients = [
@@ -115,14 +112,8 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(stack, m
             await client.__aexit__()
         return sent, web_while_open
 
-    sampling.set()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with sampling(sample):
         sent, web_while_open = asyncio.run(scenario())
-    finally:
-        sampling.clear()
-        sampler.join()
 
     assert len(sent) == 200
     assert web_while_open == 0

@@ -12,7 +12,7 @@ from django.db import connection
 from chat.models import DeadLetter, Message
 from chat.persistence import store_batch
 from tests.pgstat import connections_of
-from tests.processes import wait_for
+from tests.processes import sampling, wait_for
 
 
 def record(user, room: str = "general", **overrides) -> dict:
@@ -86,13 +86,11 @@ def test_concurrent_workers_racing_on_the_same_ids_store_each_once(author):
 def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
     bound = settings.CONNECTION_BUDGET.pool_size("manage")
     threads = bound * 4
-    running = threading.Event()
     peak = 0
 
     def watch():
         nonlocal peak
-        while running.is_set():
-            peak = max(peak, connections_of("manage"))
+        peak = max(peak, connections_of("manage"))
 
     def batches(n):
         try:
@@ -101,15 +99,8 @@ def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
         finally:
             connection.close()  # back to the pool, as after a task
 
-    running.set()
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(batches, range(threads)))
-    finally:
-        running.clear()
-        watcher.join()
+    with sampling(watch), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(batches, range(threads)))
 
     assert Message.objects.count() == threads * 5 * 100
     assert 1 <= peak <= bound

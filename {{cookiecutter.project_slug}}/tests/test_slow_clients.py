@@ -11,7 +11,6 @@ import asyncio
 import json
 import socket
 import statistics
-import threading
 import time
 import uuid
 
@@ -21,7 +20,7 @@ from django.db import connection
 from websockets.asyncio.client import connect
 
 from chat import socket_slots
-from tests.processes import database_url, start_web, wait_for
+from tests.processes import database_url, sampling, start_web, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -111,12 +110,9 @@ def test_clients_that_stop_reading_neither_grow_memory_nor_slow_the_room(
     dead_users = [make_user() for _ in range(DEAD_CLIENTS)]
     count = 15 * RATE
     peak = {"rss": 0}
-    sampling = threading.Event()
 
     def sample():
-        while sampling.is_set():
-            peak["rss"] = max(peak["rss"], rss_bytes(process.pid))
-            time.sleep(0.05)
+        peak["rss"] = max(peak["rss"], rss_bytes(process.pid))
 
     def open_sockets(user_ids) -> int:
         return sum(redis_client.zcard(socket_slots.key(pk)) for pk in user_ids)
@@ -132,14 +128,8 @@ def test_clients_that_stop_reading_neither_grow_memory_nor_slow_the_room(
 
     control = asyncio.run(talk(url, speaker, listener, count // 2))  # the room, all readers
     baseline = rss_bytes(process.pid)
-    sampling.set()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with sampling(sample, interval=0.05):
         _, latencies = asyncio.run(with_dead_clients())
-    finally:
-        sampling.clear()
-        sampler.join()
     # The server dropped every client that stopped reading (their slots are free again).
     dead_ids = [user.user.pk for user in dead_users]
     wait_for(lambda: open_sockets(dead_ids) == 0, 30, "the server to drop the dead clients")
