@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 COOKIECUTTER=${COOKIECUTTER:-.venv/bin/cookiecutter}
+UV=${UV:-$(command -v uv || true)}   # the project's make install uses uv.lock with it, else pip
 DEMO_USER=demo
 DEMO_PASSWORD=${DEMO_PASSWORD:-demo-password}
 PROJECT=.demo/realtime_chat   # the default project_slug, from the default project_name
@@ -18,7 +19,7 @@ fi
 
 "$COOKIECUTTER" . --no-input --overwrite-if-exists --output-dir .demo
 cd "$PROJECT"
-make install PYTHON="$PYTHON"
+make install PYTHON="$PYTHON" UV="$UV"
 make migrate
 
 # createsuperuser --noinput fails when the user exists: that is fine for a re-run.

@@ -4,7 +4,7 @@ import re
 import sys
 from fnmatch import fnmatch
 
-from conftest import CONTEXT, ONLY_FOR, explain, run, tool
+from bakery import CONTEXT, ONLY_FOR, explain, run, tool
 
 # Jinja left in the output: an opening "{{" or "{%", or a closing "%}" or "}}" after a space
 # or "-" as Jinja writes them. A bare "}}" or "%}" is legitimate code: nested dict literals
@@ -34,7 +34,7 @@ def test_no_template_leftovers(baked, combination):
     leftovers = []
     for path, text in text_files(project):
         relative = path.relative_to(project)
-        if any(fnmatch(path.name, pattern) for pattern in copied_verbatim):
+        if any(fnmatch(str(relative), pattern) for pattern in copied_verbatim):
             continue
         pattern = COOKIECUTTER_LEFTOVER if is_django_template(project, path) else JINJA_LEFTOVER
         for number, line in enumerate(text.splitlines(), 1):
@@ -69,6 +69,15 @@ def test_import_contract(baked, combination):
     """The architecture contract (the WebSocket path never imports the ORM) holds."""
     project = baked(combination)
     result = run([tool("lint-imports"), "--no-cache"], cwd=project)
+    assert result.returncode == 0, explain(result)
+
+
+def test_mypy(baked, combination, tmp_path_factory):
+    """The application packages type-check (django-stubs). One cache serves every bake:
+    the combinations share most of their code, and mypy rechecks what differs."""
+    project = baked(combination)
+    cache = tmp_path_factory.getbasetemp() / "mypy-cache"
+    result = run([tool("mypy"), "--cache-dir", str(cache)], cwd=project)
     assert result.returncode == 0, explain(result)
 
 

@@ -10,10 +10,8 @@ import json
 import time
 
 import pytest
-from conftest import bake, make, project_env, reset
+from bakery import bake, make, own_redis_db, project_env, reset, tool
 
-SLUG = "tpl_bench"
-REDIS_URL = "redis://127.0.0.1:6379/3"
 INSTALL_TIMEOUT = 20 * 60
 QUICK_LIMIT = 3 * 60  # the bound for --quick; enforced with slack for a busy CI box
 BENCH_TIMEOUT = 10 * 60
@@ -21,19 +19,27 @@ BENCH_TIMEOUT = 10 * 60
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
+    with own_redis_db("bench") as redis_db:
+        # The Redis database of the run names the slug, so that concurrent runs never share
+        # a PostgreSQL database or a channel-layer prefix.
+        return run_bench(tmp_path_factory, f"tpl_bench_r{redis_db}", redis_db)
+
+
+def run_bench(tmp_path_factory, slug: str, redis_db: int) -> dict:
     workdir = tmp_path_factory.mktemp("bench-")
-    project = bake(workdir, project_slug=SLUG)
+    project = bake(workdir, project_slug=slug)
+    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
     env = project_env(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{SLUG}", REDIS_URL=REDIS_URL, CI="true"
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{slug}", REDIS_URL=redis_url, CI="true"
     )
-    reset(SLUG, REDIS_URL)
+    reset(slug, redis_url)
     try:
-        make("install", project, env, INSTALL_TIMEOUT)
+        make("install", project, env, INSTALL_TIMEOUT, f"UV={tool('uv')}")
         began = time.monotonic()
         log = make("bench-quick", project, env, BENCH_TIMEOUT)
         elapsed = time.monotonic() - began
     finally:
-        reset(SLUG, REDIS_URL)
+        reset(slug, redis_url)
     folder = project / "bench" / "results"
     assert (folder / "results.md").read_text() in log.read_text(), "the table is not printed"
     assert (folder / "results.png").stat().st_size > 0

@@ -1,12 +1,13 @@
 """The Docker files of use_docker=y bakes: the stack they describe, and compose's own check."""
 
+import json
 import re
 import shutil
 import subprocess
 
 import pytest
 import yaml
-from conftest import COMBINATIONS, combo_id, explain, project_env, run
+from bakery import COMBINATIONS, combo_id, explain, project_env, run
 
 DOCKER_BAKES = [c for c in COMBINATIONS if c["use_docker"] == "y"]
 
@@ -25,19 +26,39 @@ def test_compose_stack(baked, answers):
     project = baked(answers)
     services = compose(project)["services"]
     pgbouncer = answers["db_pooling"] == "pgbouncer"
+    rabbitmq = answers["broker"] == "rabbitmq"
     expected = {"postgres", "redis", "migrate", "web", "worker"} | (
         {"pgbouncer"} if pgbouncer else set()
     )
-    assert set(services) == expected
+    assert set(services) == expected | ({"rabbitmq"} if rabbitmq else set())
 
     # The broker's accepted messages must survive a Redis restart.
     redis_cmd = services["redis"]["command"]
     redis_cmd = redis_cmd if isinstance(redis_cmd, str) else " ".join(redis_cmd)
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+    # Nothing answers without a password; every image is a pinned release.
+    assert "--requirepass" in redis_cmd
+    assert "trust" not in json.dumps(services["postgres"]).lower()
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${")
+    for name, service in services.items():
+        if "image" in service:
+            image, _, tag = service["image"].partition(":")
+            assert re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned ({tag!r})"
 
+    if rabbitmq:
+        # Its own user and password, never RabbitMQ's guest; migrate waits until it answers.
+        rabbit_env = services["rabbitmq"]["environment"]
+        assert rabbit_env["RABBITMQ_DEFAULT_USER"] != "guest"
+        assert rabbit_env["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD")
+        assert services["migrate"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     for name in ("migrate", "web", "worker"):
         env = services[name]["environment"]
         assert "@postgres:5432/" in env["DATABASE_URL"]
+        if rabbitmq:
+            assert env["CELERY_BROKER_URL"].startswith("amqp://chat:${RABBITMQ_PASSWORD")
+            assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"]
+        else:
+            assert "CELERY_BROKER_URL" not in env, "the broker is REDIS_URL's Redis"
         # settings.py sends only the web and worker roles through PGBOUNCER_URL.
         if pgbouncer:
             assert "@pgbouncer:6432/" in env["PGBOUNCER_URL"]
@@ -60,6 +81,10 @@ def test_compose_stack(baked, answers):
         ini = (project / "pgbouncer" / "pgbouncer.ini").read_text()
         assert re.search(r"^listen_addr *=", ini, re.MULTILINE), "no listen_addr line to rewrite"
         assert re.search(r"^\* *=", ini, re.MULTILINE), "no '*' database line to rewrite"
+        for setting in ("auth_type", "auth_file"):
+            assert re.search(rf"^{setting} *=", ini, re.MULTILINE), f"no {setting} to rewrite"
+        command = " ".join(services["pgbouncer"]["command"])
+        assert "auth_type = scram-sha-256" in command and "POSTGRES_PASSWORD" in command
 
 
 @pytest.mark.parametrize("answers", DOCKER_BAKES[:1], ids=combo_id)
@@ -68,7 +93,7 @@ def test_dockerfile(baked, answers):
     lines = [
         line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")
     ]
-    assert ["FROM", "python:3.12-slim"] in lines
+    assert ["FROM", "python:3.12.8-slim-bookworm"] in lines  # a pinned release
     users = [words[1] for words in lines if words[0] == "USER"]
     assert users and users[-1] not in {"root", "0"}, "the image must not run as root"
     assert ".env" in (baked(answers) / ".dockerignore").read_text().split()

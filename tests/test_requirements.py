@@ -7,7 +7,7 @@ needs the union of the project's runtime dependencies over every option.
 import re
 import tomllib
 
-from conftest import OPTIONS, TEMPLATE, bake
+from bakery import OPTIONS, TEMPLATE, bake
 
 
 def name_of(requirement: str) -> str:

@@ -4,7 +4,17 @@ import socket
 import subprocess
 import sys
 
-from conftest import TEMPLATE, explain, project_env, run, tool
+import redis
+from bakery import (
+    REDIS_CLAIM,
+    REDIS_SERVER,
+    TEMPLATE,
+    explain,
+    own_redis_db,
+    project_env,
+    run,
+    tool,
+)
 
 CHECK = [sys.executable, str(TEMPLATE / "scripts" / "check_services.py")]
 
@@ -17,7 +27,7 @@ def test_own_files_are_lint_clean():
 
 
 def test_ci_script_is_valid_bash():
-    result = run(["bash", "-n", ".ci/run", "scripts/demo.sh"], cwd=TEMPLATE)
+    result = run(["bash", "-n", ".ci/run", "scripts/demo.sh", "scripts/lock.sh"], cwd=TEMPLATE)
     assert result.returncode == 0, explain(result)
 
 
@@ -53,3 +63,19 @@ def test_check_services_is_not_fooled_by_another_server():
     assert result.returncode == 1
     assert "PostgreSQL is not reachable at 127.0.0.1:6379" in result.stderr
     assert "pg_ctlcluster" in result.stderr
+
+
+def test_own_redis_db_takes_an_empty_database_once_and_gives_it_back():
+    with own_redis_db("first") as first, own_redis_db("second") as second:
+        assert first != second
+        for number in (first, second):
+            client = redis.Redis.from_url(f"{REDIS_SERVER}/{number}")
+            try:
+                assert client.keys() == [REDIS_CLAIM.encode()], "it took a database in use"
+            finally:
+                client.close()
+    client = redis.Redis.from_url(f"{REDIS_SERVER}/{first}")
+    try:
+        assert client.dbsize() == 0, "the claim was not released"
+    finally:
+        client.close()

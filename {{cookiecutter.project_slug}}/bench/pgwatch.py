@@ -1,17 +1,16 @@
 """Peak PostgreSQL connections per role, sampled from pg_stat_activity in a thread.
 
 Every connection of the project names its role in ``application_name``
-(``<project_slug>:web``, ``:worker``, ``:manage``). A sampler on its own connection counts
-them many times a second while a scenario runs, and keeps the peak of each.
+(``config/roles.py``). A sampler on its own connection counts them many times a second
+while a scenario runs, and keeps the peak of each.
 """
 
 import threading
 import time
 from collections import Counter
 
-from django.conf import settings
-
-from tests.pgstat import admin_connection
+from config.roles import application_name, role_of
+from support.pgstat import admin_connection
 
 INTERVAL = 0.02  # seconds between samples
 
@@ -27,17 +26,16 @@ class ConnectionWatch:
         self._thread = threading.Thread(target=self._run, name="pgwatch", daemon=True)
 
     def _run(self):
-        prefix = f"{settings.PROJECT_SLUG}:"
         with admin_connection(self.settings_dict) as probe:
             while not self._stop.is_set():
                 rows = probe.execute(
                     "SELECT application_name, count(*) FROM pg_stat_activity"
                     " WHERE datname = %s AND application_name LIKE %s GROUP BY 1",
-                    [self.settings_dict["NAME"], prefix + "%"],
+                    [self.settings_dict["NAME"], application_name("%")],
                 ).fetchall()
                 for name, count in rows:
-                    role = name.removeprefix(prefix)
-                    self.peak[role] = max(self.peak[role], count)
+                    if role := role_of(name):
+                        self.peak[role] = max(self.peak[role], count)
                 self.samples += 1
                 self._stop.wait(INTERVAL)
 

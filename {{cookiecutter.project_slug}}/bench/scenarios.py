@@ -29,8 +29,8 @@ from bench.stack import (
     rss_mb,
     stored,
 )
-from chat.handoff import PERSIST_TASK
 from chat.models import Message
+from chat.queue import PERSIST_TASK
 from config.celery import app
 
 LAYERS = ("redis", "redis_pubsub")

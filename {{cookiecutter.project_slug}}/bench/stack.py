@@ -2,7 +2,7 @@
 
 The benchmark uses a database of its own (``<name>_bench``, created and migrated here) so
 that it never mixes its rows with the project's, and starts processes with the helpers the
-end-to-end tests use (``tests.processes``). Servers are started directly, not from the
+end-to-end tests use (``support.processes``). Servers are started directly, not from the
 Procfile, because the benchmark also runs the server the project was not generated with.
 """
 
@@ -16,20 +16,27 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 
-from chat.handoff import PERSIST_TASK
 from chat.models import Message
-from tests.processes import Process, database_url, procfile_command, start_web, start_worker
+from chat.queue import PERSIST_TASK
+from support import processes
+from support.processes import Process, procfile_command, start_web, start_worker
 
 SERVERS = {
     "daphne": "daphne --bind 127.0.0.1 --port $PORT {app}",
     "uvicorn": "uvicorn {app} --host 127.0.0.1 --port $PORT --ws-max-size 65536",
 }
-# The designs of the comparison: (ASGI application, settings module, needs the worker).
+# The designs of the comparison: (ASGI application, settings module, needs the worker,
+# environment of their own).
 DESIGNS = {
-    "a": ("bench.peers.asgi:sync_orm", "bench.peers.settings", False),
-    "b": ("bench.peers.asgi:async_orm", "bench.peers.settings", False),
-    "c": ("config.asgi:application", "config.settings", True),
-    "d": ("bench.ceiling:application", "config.settings", False),
+    "a": ("bench.peers.asgi:sync_orm", "bench.peers.settings", False, {}),
+    "b": ("bench.peers.asgi:async_orm", "bench.peers.settings", False, {}),
+    "c": ("config.asgi:application", "config.settings", True, {}),
+    "d": (
+        "config.asgi:application",
+        "config.settings",
+        False,
+        {"CHAT_HANDOFF_PUBLISHER": "bench.ceiling.publish_nowhere"},
+    ),
 }
 DESIGN_NAMES = {
     "a": "(a) WebsocketConsumer + ORM in the consumer",
@@ -58,17 +65,15 @@ def use_bench_database() -> None:
 
 def child_env(settings_module: str = "config.settings", layer: str | None = None) -> dict:
     """The environment of a server or worker process started by the benchmark."""
-    return {
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "REDIS_URL": settings.REDIS_URL,
-        "PGBOUNCER_URL": "",  # straight to PostgreSQL: connections are counted there
-        "DJANGO_SETTINGS_MODULE": settings_module,
-        "CHANNEL_LAYER": layer or settings.CHANNEL_LAYER,
+    return processes.child_env(
+        PGBOUNCER_URL="",  # straight to PostgreSQL: connections are counted there
+        DJANGO_SETTINGS_MODULE=settings_module,
+        CHANNEL_LAYER=layer or settings.CHANNEL_LAYER,
         # Its own channel-layer prefix: a `make run` of the same project is not disturbed.
-        "CHANNEL_LAYER_PREFIX": f"{settings.PROJECT_SLUG}-bench",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+        CHANNEL_LAYER_PREFIX=f"{settings.PROJECT_SLUG}-bench",
+        DEBUG="false",
+        LOG_LEVEL="WARNING",
+    )
 
 
 def log_in_users(count: int) -> list[str]:
@@ -127,10 +132,10 @@ class Stage:
         logs.mkdir(parents=True, exist_ok=True)
 
     def server(self, server: str, design: str, layer: str | None = None) -> tuple[Process, str]:
-        app, settings_module, _ = DESIGNS[design]
+        app, settings_module, _, env = DESIGNS[design]
         command = SERVERS[server].format(app=app)
         log = self.logs / f"web-{server}-{design}-{layer or settings.CHANNEL_LAYER}.log"
-        web, port = start_web(child_env(settings_module, layer), log, command=command)
+        web, port = start_web(child_env(settings_module, layer) | env, log, command=command)
         return web, f"ws://127.0.0.1:{port}"
 
     def worker(self, layer: str | None = None, wait: bool = True) -> Process:

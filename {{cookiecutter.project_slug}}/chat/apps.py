@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ChatConfig(AppConfig):
@@ -6,4 +7,8 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from chat import identity  # noqa: F401  (connects the login signal)
+        # The signal handlers that keep the WebSocket side's view of accounts and rooms in
+        # step with the database (identity records, the room mirror, open sockets).
+        from chat import accounts, mirrors, rooms  # noqa: F401
+
+        post_migrate.connect(mirrors.rebuild_after_migrate, sender=self)

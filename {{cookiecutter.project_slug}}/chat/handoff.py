@@ -4,37 +4,39 @@ Publishing to the broker is blocking network I/O, and one round trip per message
 scale. So the ASGI process collects messages for at most ``CHAT_HANDOFF_MAX_DELAY`` (or
 until ``CHAT_HANDOFF_MAX_BATCH`` are waiting), publishes them as one Celery task on a
 dedicated thread, and only then tells each sender that its message is accepted. If the
-publish fails, every sender in the batch hears so, and nothing was accepted.
+publish fails, or has not returned within ``CHAT_HANDOFF_TIMEOUT`` seconds, every sender in
+the batch hears so (``unavailable``), and nothing was accepted. (A publish that returns
+after its deadline may still reach the worker: the senders resend with the same ids, and
+storage is idempotent.) The broker's own connect and socket timeouts (config/settings.py)
+keep a half-open broker connection from holding the publishing thread.
+
+What publishing means is a setting, ``CHAT_HANDOFF_PUBLISHER``: the dotted path of a
+function that takes a batch and returns once it is safe (``chat.queue.publish``: the
+pending store, then the Celery broker). Like Channels' channel layer, the process's one
+hand-off is built from settings when first used (``get_handoff``), and built anew after a
+test changes them, so that nothing needs patching to publish elsewhere (the benchmark's
+ceiling publishes nowhere, a test to a broker that is down).
 """
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
-from chat import receipts
-from config.celery import app
 from ops import metrics
 
 logger = logging.getLogger(__name__)
 
-PERSIST_TASK = "chat.persist_messages"
-
 
 class Unavailable(Exception):
     """The broker did not take the batch: the sender must resend later, same id."""
-
-
-def publish(records: list[dict]) -> None:
-    """Publish one batch as one task; returns once the broker has it (or raises).
-
-    The batch goes to the pending store first, so that every message a sender hears is
-    accepted can be shown back to them (``chat.receipts``) before the worker stores it.
-    """
-    receipts.remember_pending(records)
-    app.send_task(PERSIST_TASK, args=[records], retry=True)
 
 
 class HandOff:
@@ -46,11 +48,16 @@ class HandOff:
     """
 
     def __init__(
-        self, publish=publish, max_batch: int | None = None, max_delay: float | None = None
+        self,
+        publish: Callable[[list[dict]], None],
+        max_batch: int,
+        max_delay: float,
+        timeout: float,
     ):
         self._publish = publish
-        self.max_batch = max_batch or settings.CHAT_HANDOFF_MAX_BATCH
-        self.max_delay = settings.CHAT_HANDOFF_MAX_DELAY if max_delay is None else max_delay
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.timeout = timeout
         self._pending: list[tuple[dict, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff")
@@ -82,11 +89,12 @@ class HandOff:
         metrics.HANDOFF_BATCH_SIZE.observe(len(records))
         started = time.perf_counter()
         try:
-            await loop.run_in_executor(self._executor, self._publish, records)
-        except Exception as exc:
+            async with asyncio.timeout(self.timeout):
+                await loop.run_in_executor(self._executor, self._publish, records)
+        except Exception as exc:  # TimeoutError included
             logger.warning("Hand-off of %d messages failed: %r", len(records), exc)
             metrics.HANDOFF_FAILURES.inc(len(records))
-            outcome = Unavailable(str(exc))
+            outcome: Unavailable | None = Unavailable(str(exc))
         else:
             metrics.HANDOFF_SECONDS.observe(time.perf_counter() - started)
             outcome = None
@@ -99,4 +107,18 @@ class HandOff:
                 future.set_exception(outcome)
 
 
-handoff = HandOff()
+@functools.cache
+def get_handoff() -> HandOff:
+    """The process's hand-off, built from settings on first use."""
+    return HandOff(
+        publish=import_string(settings.CHAT_HANDOFF_PUBLISHER),
+        max_batch=settings.CHAT_HANDOFF_MAX_BATCH,
+        max_delay=settings.CHAT_HANDOFF_MAX_DELAY,
+        timeout=settings.CHAT_HANDOFF_TIMEOUT,
+    )
+
+
+@receiver(setting_changed)
+def rebuild_when_settings_change(*, setting: str, **kwargs) -> None:
+    if setting.startswith("CHAT_HANDOFF_"):
+        get_handoff.cache_clear()

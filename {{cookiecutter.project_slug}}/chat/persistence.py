@@ -1,19 +1,31 @@
 """Store a batch of hand-off records: one INSERT per batch, idempotent, bad rows parked.
 
-``INSERT ... ON CONFLICT (id) DO NOTHING`` (``bulk_create(ignore_conflicts=True)``) makes a
-redelivered or resent message a no-op. A row PostgreSQL refuses (an author that no longer
-exists, say) would fail the whole statement, so the batch is then retried row by row under
-savepoints, and each refused row goes to the dead-letter table with the reason. All of it
-commits together: the worker acknowledges the batch only after that commit.
+``INSERT ... ON CONFLICT DO NOTHING`` (``bulk_create(ignore_conflicts=True)``) makes a
+redelivered or resent message a no-op: the only unique key a new row can collide with is
+(author, id) (``Message``), so each accepted (author, id) is stored exactly once. Another
+author's record under an already stored id (sent once the id's claim in Redis had run out,
+see ``chat.claims``) is a message of its own, stored as its own row: the first author's row
+is never touched, and each sender hears ``persisted`` about its own message only.
+
+A row PostgreSQL refuses (a value it cannot take, say) would fail the whole statement, so
+the batch is then retried row by row under savepoints, and each refused row goes to the
+dead-letter table with the reason. All of it commits together: the worker acknowledges the
+batch only after that commit.
 
 Django creates foreign keys ``DEFERRABLE INITIALLY DEFERRED``; they are made immediate
 here, so a bad row fails its own statement instead of the whole batch's COMMIT.
+
+A deleted user's messages go with them (``Message.author`` cascades): those still on their
+way when the account was deleted are discarded here, not dead-lettered. The authors' rows
+are locked (``FOR KEY SHARE``) for the batch's transaction, so a deletion either happened
+before (its messages are discarded) or waits for the commit (and cascades to them).
 """
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db import DataError, IntegrityError, connection, transaction
 
 from chat.models import DeadLetter, Message
@@ -23,6 +35,29 @@ from chat.models import DeadLetter, Message
 class StoredBatch:
     stored: list[dict] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    discarded: list[dict] = field(default_factory=list)  # their authors were deleted
+
+
+def of_existing_authors(rows: list[tuple[dict, Message]]) -> tuple[list, list[dict]]:
+    """The rows whose authors exist, with those authors locked against deletion until the
+    transaction ends (``FOR KEY SHARE``: other updates of the row, a login, do not wait);
+    and the records of the rest."""
+    author_ids = sorted({message.author_id for _, message in rows})
+    existing: set[int] = set()
+    if author_ids:
+        user = get_user_model()._meta
+        table, pk = (
+            connection.ops.quote_name(user.db_table),
+            connection.ops.quote_name(str(user.pk.column)),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {pk} FROM {table} WHERE {pk} = ANY(%s) FOR KEY SHARE", [author_ids]
+            )
+            existing = {row[0] for row in cursor.fetchall()}
+    kept = [(record, message) for record, message in rows if message.author_id in existing]
+    gone = [record for record, message in rows if message.author_id not in existing]
+    return kept, gone
 
 
 def to_message(record: dict) -> Message:
@@ -33,16 +68,21 @@ def to_message(record: dict) -> Message:
         author_id=int(record["author_id"]),
         body=record["body"],
         sent_at=datetime.fromisoformat(record["sent_at"]),
+        offset=record.get("offset"),  # none in records queued before offsets existed
     )
 
 
 def dead_letter(record, reason: str) -> DeadLetter:
-    message_id = record.get("id") if isinstance(record, dict) else None
+    """A dead letter keyed, like a message, by the record's (author, id), where it has them."""
+    fields = record if isinstance(record, dict) else {}
     try:
-        message_id = uuid.UUID(message_id)
-    except (TypeError, ValueError):
+        message_id = uuid.UUID(fields.get("id"))
+    except (TypeError, ValueError, AttributeError):
         message_id = None
-    return DeadLetter(message_id=message_id, record=record, reason=reason)
+    author_id = fields.get("author_id")
+    if not (isinstance(author_id, int) and -(2**63) <= author_id < 2**63):  # not a bigint
+        author_id = None
+    return DeadLetter(message_id=message_id, author_id=author_id, record=record, reason=reason)
 
 
 def store_batch(records: list[dict]) -> StoredBatch:
@@ -57,6 +97,7 @@ def store_batch(records: list[dict]) -> StoredBatch:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        rows, result.discarded = of_existing_authors(rows)
         try:
             with transaction.atomic():
                 Message.objects.bulk_create([m for _, m in rows], ignore_conflicts=True)

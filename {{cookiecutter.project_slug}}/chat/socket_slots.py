@@ -9,24 +9,11 @@ when the claim runs out, so a crash never locks a user out for longer than that.
 import asyncio
 import contextlib
 import time
-import weakref
 
-import redis.asyncio
 from django.conf import settings
+from redis.exceptions import RedisError
 
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def client() -> redis.asyncio.Redis:
-    """One client per event loop (a redis.asyncio connection belongs to the loop it made)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    return _clients[loop]
-
-
-def key(user_id: int) -> str:
-    return f"{settings.PROJECT_SLUG}:sockets:{user_id}"
+from chat import redis_store
 
 
 async def claim(user_id: int, holder: str) -> bool:
@@ -36,11 +23,12 @@ async def claim(user_id: int, holder: str) -> bool:
     may both be refused, never both admitted.
     """
     now, ttl = time.time(), settings.CHAT_SOCKET_SLOT_TTL
-    async with client().pipeline(transaction=True) as pipe:
-        pipe.zremrangebyscore(key(user_id), "-inf", now)  # claims that ran out
-        pipe.zadd(key(user_id), {holder: now + ttl})
-        pipe.zcard(key(user_id))
-        pipe.expire(key(user_id), int(ttl) + 1)
+    key = redis_store.user_sockets(user_id)
+    async with redis_store.async_client().pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(key, "-inf", now)  # claims that ran out
+        pipe.zadd(key, {holder: now + ttl})
+        pipe.zcard(key)
+        pipe.expire(key, int(ttl) + 1)
         *_, held, _ = await pipe.execute()
     if held > settings.CHAT_MAX_SOCKETS_PER_USER:
         await release(user_id, holder)
@@ -50,14 +38,15 @@ async def claim(user_id: int, holder: str) -> bool:
 
 async def renew(user_id: int, holder: str) -> None:
     ttl = settings.CHAT_SOCKET_SLOT_TTL
-    async with client().pipeline(transaction=True) as pipe:
-        pipe.zadd(key(user_id), {holder: time.time() + ttl}, xx=True)
-        pipe.expire(key(user_id), int(ttl) + 1)
+    key = redis_store.user_sockets(user_id)
+    async with redis_store.async_client().pipeline(transaction=True) as pipe:
+        pipe.zadd(key, {holder: time.time() + ttl}, xx=True)
+        pipe.expire(key, int(ttl) + 1)
         await pipe.execute()
 
 
 async def release(user_id: int, holder: str) -> None:
-    await client().zrem(key(user_id), holder)
+    await redis_store.async_client().zrem(redis_store.user_sockets(user_id), holder)
 
 
 async def keep_renewing(user_id: int, holder: str) -> None:
@@ -65,5 +54,5 @@ async def keep_renewing(user_id: int, holder: str) -> None:
     while True:
         await asyncio.sleep(settings.CHAT_SOCKET_SLOT_TTL / 3)
         # Redis down for a while: it comes back, or the claim runs out; both are safe.
-        with contextlib.suppress(OSError, redis.RedisError):
+        with contextlib.suppress(OSError, RedisError):
             await renew(user_id, holder)

@@ -3,52 +3,55 @@
 Delivery is at least once (``CELERY_TASK_ACKS_LATE``, ``CELERY_TASK_REJECT_ON_WORKER_LOST``):
 a batch is acknowledged only after its transaction commits, and comes back if the worker
 dies first. ``chat.persistence`` makes the second delivery harmless. Database errors (the
-server restarting, the pool timing out) retry with exponential backoff, forever: a batch the
-broker accepted is never dropped.
+server restarting, the pool timing out) and a run past the soft time limit retry with
+exponential backoff, forever: a batch the broker accepted is never dropped. The backoff stops
+growing at ``CHAT_PERSIST_RETRY_MAX`` seconds, since a retry waits in the worker with its
+batch unacknowledged, and the broker hands such a batch out again after its visibility
+timeout (``config/settings.py`` shows how the timeouts fit together).
+
+What the worker process does around its tasks (returning connections to the pool, closing
+it at exit, metrics, the pending sweep) is wired in ``config/celery.py``.
 """
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
-from celery import shared_task, signals
-from channels.layers import get_channel_layer
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
+from redis.exceptions import RedisError
 
-from chat import receipts
-from chat.handoff import PERSIST_TASK
+from chat import access, mirrors, notifications, pending, rooms
 from chat.persistence import store_batch
-from ops import metrics, worker_metrics  # noqa: F401  (worker_metrics: its signal handlers)
-from ops.pools import observe_pool
+from chat.queue import PERSIST_TASK, SEED_OFFSETS_TASK
+from ops import live, metrics
 
 logger = logging.getLogger(__name__)
-
-# The event loop that sends "persisted" notifications, one per worker process for its whole
-# life (created on first use, so in the prefork child; prefork runs one task at a time per
-# process, so one loop per process is enough). The channel layer keeps its Redis
-# connections per event loop: ``async_to_sync`` would make a new loop, and so open new
-# connections, for every batch; make bench measured that at several times the cost.
-notifier = asyncio.Runner()
 
 
 @shared_task(
     name=PERSIST_TASK,
-    autoretry_for=(OperationalError, InterfaceError, PoolTimeout),
-    retry_backoff=0.5,
-    retry_backoff_max=30,
+    autoretry_for=(OperationalError, InterfaceError, PoolTimeout, SoftTimeLimitExceeded),
+    retry_backoff=1,  # 1, 2, 4... seconds (Celery rounds any factor below 1 up to 1)
+    retry_backoff_max=settings.CHAT_PERSIST_RETRY_MAX,
     max_retries=None,
+    soft_time_limit=settings.CHAT_PERSIST_SOFT_TIME_LIMIT,
+    time_limit=settings.CHAT_PERSIST_TIME_LIMIT,
 )
 def persist_messages(records: list[dict]) -> dict:
     result = store_batch(records)
     count_stored(result.stored, len(result.dead))
-    # Dead letters are done with too: parked for a human, not for the pending sweep.
-    receipts.forget_pending(
-        [record["id"] for record in result.stored]
-        + [str(letter.message_id) for letter in result.dead if letter.message_id]
+    # Dead letters are done with too: parked for a human, not for the pending sweep; and so
+    # are the messages of deleted users, discarded with their authors.
+    pending.forget(
+        result.stored
+        + result.discarded
+        + [letter.record for letter in result.dead if well_formed(letter.record)]
     )
     try:
-        notifier.run(notify_persisted(result.stored))
+        notifications.notify_persisted(result.stored)
     except Exception:
         # The messages are committed; a sender that misses "persisted" still has its
         # receipt, and the history API shows the message as stored.
@@ -58,46 +61,43 @@ def persist_messages(records: list[dict]) -> dict:
     return {"stored": len(result.stored), "dead": len(result.dead)}
 
 
+# The two repairs below are asked for again by the worker's watch (chat.sweep) as long as
+# they are needed, so they are acknowledged on receipt: a long run (many rooms) must not be
+# handed to a second worker when the broker's short visibility timeout runs out.
+@shared_task(name=SEED_OFFSETS_TASK, acks_late=False)
+def seed_offsets() -> int:
+    """Seed the rooms' offset counters from PostgreSQL (``chat.offsets``), in a worker child,
+    through its bounded pool: the sweep asks for this when Redis has lost them."""
+    return mirrors.seed_offsets()
+
+
+def well_formed(record) -> bool:
+    """Whether a dead letter's record names an author and an id (its pending entry)."""
+    return isinstance(record, dict) and {"author_id", "id"} <= record.keys()
+
+
 def count_stored(stored: list[dict], dead: int) -> None:
     committed = datetime.now(UTC)
     metrics.MESSAGES_PERSISTED.inc(len(stored))
     metrics.DEAD_LETTERS.inc(dead)
-    for record in stored:
-        sent_at = datetime.fromisoformat(record["sent_at"])
-        metrics.PERSIST_LAG_SECONDS.observe((committed - sent_at).total_seconds())
+    lags = [(committed - datetime.fromisoformat(r["sent_at"])).total_seconds() for r in stored]
+    for lag in lags:
+        metrics.PERSIST_LAG_SECONDS.observe(lag)
+    try:
+        live.record_persist_lag(lags)
+    except (RedisError, OSError):  # the panel misses one batch; the batch is stored
+        logger.warning("Persist lag not recorded for the panel", exc_info=True)
 
 
-async def notify_persisted(records: list[dict]) -> None:
-    """Send ``message.persisted`` to each sender's socket, if it is still there.
-
-    The sends are independent, so they go out together rather than one round trip after
-    another.
-    """
-    layer = get_channel_layer()
-    await asyncio.gather(
-        *(
-            layer.send(record["reply_channel"], {"type": "message.persisted", "id": record["id"]})
-            for record in records
-            if record.get("reply_channel")
-        )
-    )
-
-
-@signals.task_postrun.connect
-def return_connections_to_pool(**kwargs):
-    """Hand the task's connection back to the pool, as Django does at the end of a request.
-
-    A connection broken by a database restart is discarded here; the pool's health check
-    replaces it on the next task. The pool's figures then go to the metrics.
-    """
-    close_old_connections()
-    observe_pool()
-
-
-@signals.worker_process_shutdown.connect
-def close_pool(**kwargs):
-    """Close this child's pool so PostgreSQL sees a clean goodbye, not a dropped socket."""
-    for connection in connections.all(initialized_only=True):
-        connection.close()
-    connections["default"].close_pool()
-    notifier.close()
+@shared_task(
+    name=access.REBUILD_TASK,
+    acks_late=False,
+    autoretry_for=(OperationalError, InterfaceError, PoolTimeout),
+    retry_backoff=1,
+    retry_backoff_max=settings.CHAT_PERSIST_RETRY_MAX,
+    max_retries=10,
+)
+def rebuild_room_mirror() -> int:
+    """Rebuild the WebSocket side's room mirror from the database (requested by the
+    worker's watch, ``chat.sweep``, when the mirror is gone)."""
+    return rooms.rebuild_mirror()

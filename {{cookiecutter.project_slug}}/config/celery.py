@@ -1,9 +1,17 @@
-"""The Celery application: the persistence worker, and the publisher the ASGI process uses.
+"""The Celery application, and everything the worker does around its tasks.
 
-Run the worker with ``celery -A config.celery worker``. Its prefork children each own one
-bounded connection pool (``config.pool``), kept for the child's whole life
-(``chat.tasks`` hands connections back after each task and closes the pool at exit).
-The ASGI process imports this module too, to publish; it never loads the tasks.
+Run the worker with ``celery -A config.celery worker``. The ASGI process imports this
+module too, to publish (``chat.queue``); the handlers below only ever fire in a worker.
+
+The worker's life, in order:
+- at import, before prometheus-client is: where prefork children count their metrics;
+- ``worker_ready``: the main process serves the metrics, and runs the pending sweep
+  (``chat.sweep``, a bootstep) every ``CHAT_PENDING_SWEEP_INTERVAL`` seconds, and the
+  room mirror's watch every ``CHAT_ROOM_MIRROR_CHECK_INTERVAL``;
+- after each task, in the child: its connection goes back to the child's bounded pool
+  (``config.connections``), whose figures go to the metrics;
+- when a child exits: its pool and notification loop close, its gauges stop counting;
+- at shutdown: the metrics directory goes.
 """
 
 import os
@@ -11,14 +19,72 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("PROCESS_ROLE", "worker")
 
-from celery import Celery
+from django.conf import settings
 
-app = Celery("{{ cookiecutter.project_slug }}")
+from config.roles import Role
+from ops import worker_metrics
+
+if settings.PROCESS_ROLE == Role.WORKER:
+    worker_metrics.prepare()
+
+from celery import Celery, signals
+from django.db import close_old_connections, connections
+from kombu import Exchange, Queue
+
+from chat import notifications
+from ops.pool_metrics import observe_database_pool
+
+app = Celery(settings.PROJECT_SLUG)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Celery's Django fixup closes Django's connection pool after every task in prefork
 # children (celery/celery#10554), so each batch would pay for a fresh connection. Past this
 # many tasks it still recycles the pool, which is harmless; until then the pool lives on.
 app.conf.CELERY_DB_REUSE_MAX = 1000
+# The persistence queue. On RabbitMQ a quorum queue: durable, replicated (Raft), written to
+# disk before the publisher's confirm (docs/scaling.md). Celery sees it is one and drops the
+# global prefetch quorum queues refuse; a retry's countdown then goes through RabbitMQ's
+# delayed-delivery exchanges, which route only from a topic exchange. Redis ignores the
+# argument and keeps its direct exchange.
+app.conf.task_queues = [
+    Queue(
+        "persist",
+        Exchange("persist", type="topic" if settings.BROKER_IS_AMQP else "direct"),
+        routing_key="persist",
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+]
 app.autodiscover_tasks()
-# The worker hands over again accepted messages the broker lost (chat/sweep.py).
 app.steps["worker"].add("chat.sweep:PendingSweep")
+app.steps["worker"].add("chat.sweep:MirrorWatch")
+
+
+@signals.worker_ready.connect
+def serve_metrics(**kwargs):
+    worker_metrics.serve()
+
+
+@signals.task_postrun.connect
+def return_connections_to_pool(**kwargs):
+    """Hand the task's connection back to the pool, as Django does at the end of a request.
+
+    A connection broken by a database restart is discarded here; the pool's health check
+    replaces it on the next task.
+    """
+    close_old_connections()
+    observe_database_pool()
+
+
+@signals.worker_process_shutdown.connect
+def close_pool(pid=None, **kwargs):
+    """Close this child's pool so PostgreSQL sees a clean goodbye, not a dropped socket."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+    # PostgreSQL's backend has the pool; django-stubs types the generic one.
+    connections["default"].close_pool()  # type: ignore[attr-defined]
+    notifications.close()
+    worker_metrics.forget_child(pid or os.getpid())
+
+
+@signals.worker_shutdown.connect
+def remove_metrics_directory(**kwargs):
+    worker_metrics.remove_directory()

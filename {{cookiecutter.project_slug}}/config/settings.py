@@ -4,27 +4,42 @@ A ``.env`` file in the project root may supply variables; real environment varia
 The defaults work on a developer machine with PostgreSQL and Redis on localhost.
 """
 
+import ipaddress
 import os
-import tempfile
 from pathlib import Path
 
 import environ
 
-from config.pool import ROLES, ConnectionBudget, pool_options
+from config.connections import ConnectionBudget, pool_options
+from config.roles import PROJECT_SLUG, Role, application_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+class Env(environ.Env):
+    """The environment, with ``.env``'s values for variables it does not set. A copy:
+    reading the settings never changes the process's own environment."""
+
+    ENVIRON = dict(os.environ)
+
+
+env = Env()
+env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Each entry point (manage.py, config/asgi.py, config/celery.py) declares what it is, so
 # that pool sizes and the name shown in pg_stat_activity follow the process's job.
-PROCESS_ROLE = os.environ.get("PROCESS_ROLE", "manage")
-if PROCESS_ROLE not in ROLES:
-    raise environ.ImproperlyConfigured(f"PROCESS_ROLE must be one of {ROLES}, not {PROCESS_ROLE!r}")
+try:
+    PROCESS_ROLE = Role(env("PROCESS_ROLE", default=Role.MANAGE))
+except ValueError:
+    raise environ.ImproperlyConfigured(
+        f"PROCESS_ROLE must be one of {[str(role) for role in Role]}, not {env('PROCESS_ROLE')!r}"
+    ) from None
 
-SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me-in-production")
+# Without a SECRET_KEY the development key below stands in; with DEBUG off, the system check
+# ops.E002 (ops/checks.py) refuses it, and any short or published key: manage.py and the
+# ASGI server (config/asgi.py) then do not start. Receipts and sessions are signed with it.
+DEVELOPMENT_SECRET_KEY = "insecure-dev-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default="") or DEVELOPMENT_SECRET_KEY
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -45,6 +60,7 @@ if proxy_header := env("SECURE_PROXY_SSL_HEADER", default=""):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ops.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,9 +122,12 @@ DATABASES["default"].update(
         # reconnect, not a failed batch.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
-            "application_name": f"{PROJECT_SLUG}:{PROCESS_ROLE}",
+            "application_name": application_name(PROCESS_ROLE),
             "pool": pool_options(
-                CONNECTION_BUDGET, PROCESS_ROLE, timeout=env.float("DB_POOL_TIMEOUT", default=10)
+                CONNECTION_BUDGET,
+                PROCESS_ROLE,
+                timeout=env.float("DB_POOL_TIMEOUT", default=10),
+                reconnect_timeout=env.float("DB_POOL_RECONNECT_TIMEOUT", default=5),
             ),
         },
     }
@@ -116,7 +136,7 @@ DATABASES["default"].update(
 # go through it. Migrations and management commands go straight to PostgreSQL: they may
 # need session state (advisory locks, server-side cursors) that transaction pooling drops.
 PGBOUNCER_URL = env("PGBOUNCER_URL", default="")
-if PGBOUNCER_URL and PROCESS_ROLE in ("web", "worker"):
+if PGBOUNCER_URL and PROCESS_ROLE in (Role.WEB, Role.WORKER):
     pgbouncer = env.db_url_config(PGBOUNCER_URL)
     DATABASES["default"].update(
         HOST=pgbouncer["HOST"], PORT=pgbouncer["PORT"], DISABLE_SERVER_SIDE_CURSORS=True
@@ -132,8 +152,14 @@ CACHES = {
         "KEY_PREFIX": PROJECT_SLUG,
     }
 }
-# Sessions live in Redis so that the WebSocket handshake can authenticate without a query.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in Redis (Django's cache), each with the identity record the WebSocket
+# handshake authenticates from, kept in step by the project's session engine (chat/sessions.py).
+SESSION_ENGINE = "chat.sessions"
+# The project's own Redis clients (chat/redis_store.py): how long one command may take, and
+# a bounded pool per process (a command waits up to REDIS_POOL_TIMEOUT for a connection).
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5)
+REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", default=20)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=5)
 
 # Past one Redis, list several: the layer shards channels and groups over them by hash
 # (docs/scaling.md). Every process must be given the same list, in the same order.
@@ -177,28 +203,77 @@ CHANNEL_LAYERS = {
 }
 
 # --- Celery: the persistence worker ------------------------------------------------------
+# Redis (the default) or RabbitMQ (amqp://): docs/scaling.md says when to pick which. The
+# transport options below follow the URL's scheme, so switching is one variable.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+BROKER_IS_AMQP = CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_ROUTES = {"chat.persist_messages": {"queue": "persist"}}
+CELERY_TASK_ROUTES = {
+    "chat.persist_messages": {"queue": "persist"},
+    "chat.rebuild_room_mirror": {"queue": "persist"},
+    "chat.seed_offsets": {"queue": "persist"},
+}
 # At-least-once: a batch is acknowledged only after it is committed, and redelivered if the
 # worker dies holding it. Storage is idempotent, so a redelivery never stores twice.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = CONNECTION_BUDGET.worker_processes
+# How fast a killed worker's batches are stored again (docs/operations.md, "Worker killed").
+# The Redis transport keeps every batch a worker holds in an "unacked" index, scored with the
+# time it was taken; any worker puts back on the queue the batches older than the visibility
+# timeout, every restore interval. So a dead worker's batch waits at most
+# VISIBILITY_TIMEOUT + RESTORE_INTERVAL, then a few milliseconds of storing: 11 s by default.
+# The same rule redelivers a batch that is merely slow. Storage is idempotent (INSERT ... ON
+# CONFLICT DO NOTHING on (author, id)) and nothing relies on batches being stored in order
+# (offsets are assigned before the hand-off), so a second copy is harmless; it is still
+# avoided, by bounding how long a worker may hold a batch below the visibility timeout:
+# - a run is interrupted after CHAT_PERSIST_SOFT_TIME_LIMIT (it retries, chat/tasks.py) and
+#   its child killed after CHAT_PERSIST_TIME_LIMIT (the batch goes straight back: acks on
+#   timeout off), both far above a batch's normal tens of milliseconds;
+# - a retry waits in the worker, held unacknowledged, for at most CHAT_PERSIST_RETRY_MAX
+#   seconds before it runs: wait + hard limit stay below the visibility timeout.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=10)
+CHAT_PERSIST_TIME_LIMIT = env.int("CHAT_PERSIST_TIME_LIMIT", default=5)
+CHAT_PERSIST_SOFT_TIME_LIMIT = env.int("CHAT_PERSIST_SOFT_TIME_LIMIT", default=4)
+CELERY_TASK_ACKS_ON_TIMEOUT = False
+CHAT_PERSIST_RETRY_MAX = env.int("CHAT_PERSIST_RETRY_MAX", default=4)
+if CHAT_PERSIST_RETRY_MAX + CHAT_PERSIST_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT:
+    raise environ.ImproperlyConfigured(
+        "CHAT_PERSIST_RETRY_MAX + CHAT_PERSIST_TIME_LIMIT must stay below "
+        "CELERY_VISIBILITY_TIMEOUT, or batches still in a worker's hands are redelivered"
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Unacknowledged batches of a dead worker come back after this many seconds; it must
-    # exceed the longest batch (and retry countdown), or a slow batch is delivered twice.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=120),
-    # How often a worker looks for such batches, in seconds. Left alone, kombu scans only on
-    # every 10th 10-second tick, so a dead worker's batches could wait 100 s past the timeout.
-    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Left alone, kombu scans only on every 10th 10-second tick (throttle 10). One scan a
+    # second per worker is one ZRANGE, under a mutex so that workers take turns.
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=1),
     "unacked_restore_throttle": 1,
+    # The scan's mutex outlives a worker killed while holding it by this many seconds
+    # (kombu's default, 300 s, would stop every restore for five minutes). Restoring is
+    # a transaction per batch, so two scans overlapping restore nothing twice.
+    "unacked_mutex_expire": CELERY_VISIBILITY_TIMEOUT,
+    # A broker that vanished without closing the TCP connection (failover, NAT, firewall)
+    # answers nothing: without these, a publish waits on the half-open socket for as long as
+    # the kernel keeps it, minutes, and the hand-off's one thread with it (chat/handoff.py).
+    "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=2),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=3),
 }
 # The ASGI process publishes on the event loop's side thread: fail fast when the broker is
 # down, so that the sender hears "unavailable" instead of waiting.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"]
+if BROKER_IS_AMQP:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Publisher confirms: a publish returns once RabbitMQ has the batch in the queue
+        # (replicated, for the quorum queue of config/celery.py), so "message.accepted"
+        # follows the broker's own word. A dead worker's unacknowledged batches go back to
+        # the queue the moment its connection drops: no visibility timeout to wait out.
+        "confirm_publish": True,
+        "connect_timeout": CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"],
+        "read_timeout": CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"],
+        "write_timeout": CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"],
+    }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
@@ -209,24 +284,77 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # --- The chat protocol (../docs/protocol.md) ---------------------------------------------
 CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
 CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
-# Hand-off micro-batching: one Celery task per batch, flushed on size or delay.
+# Hand-off micro-batching: one Celery task per batch, flushed on size or delay, published
+# by this function (chat/handoff.py).
+CHAT_HANDOFF_PUBLISHER = env("CHAT_HANDOFF_PUBLISHER", default="chat.queue.publish")
 CHAT_HANDOFF_MAX_BATCH = env.int("CHAT_HANDOFF_MAX_BATCH", default=200)
 CHAT_HANDOFF_MAX_DELAY = env.float("CHAT_HANDOFF_MAX_DELAY_MS", default=5) / 1000
+# A batch not published within this many seconds answers its senders "unavailable", whatever
+# holds the publish up. The broker's socket timeouts above free the publishing thread; this
+# bounds what a sender waits even if something else blocks it. Above the worst case of the
+# timeouts and the retry policy (3 attempts of connect + socket timeout), so that normally
+# the publish itself fails first.
+CHAT_HANDOFF_TIMEOUT = env.float("CHAT_HANDOFF_TIMEOUT", default=20)
 CHAT_RECEIPT_MAX_AGE = env.int("CHAT_RECEIPT_MAX_AGE", default=24 * 3600)
-# Accepted messages still unstored this many seconds after their batch was published are
-# handed to the queue again (chat/sweep.py): far longer than any batch takes, so that
-# normally only batches the broker lost qualify. The worker looks every INTERVAL seconds.
-CHAT_PENDING_SWEEP_AFTER = env.float("CHAT_PENDING_SWEEP_AFTER", default=300)
-CHAT_PENDING_SWEEP_INTERVAL = env.float("CHAT_PENDING_SWEEP_INTERVAL", default=30)
+# An id belongs to its first author (chat/claims.py): the claim in Redis outlives every way
+# the message can still be unstored (the pending store keeps it CHAT_RECEIPT_MAX_AGE), after
+# which storage alone refuses another author's use of the id (chat/persistence.py).
+CHAT_ID_CLAIM_TTL = env.int("CHAT_ID_CLAIM_TTL", default=CHAT_RECEIPT_MAX_AGE)
+# Accepted messages still unstored this many seconds after their batch was published, and
+# held by the broker neither in the queue nor unacknowledged, are handed to the queue again
+# (chat/sweep.py): the batches a worker killed mid-delivery lost (celery/kombu#305). Longer
+# than a batch takes from publish to a worker's hands; short, as it bounds how soon such a
+# loss is repaired (within 15 s of a worker's death, docs/operations.md). The worker looks
+# every INTERVAL seconds. RabbitMQ confirms every batch it takes and hands a dead worker's
+# back at once, and what its workers hold cannot be read (chat/unacked.py): there the sweep
+# only repairs what the broker never had, so it waits far longer than any batch takes, or
+# it would hand over again every batch still queued or being stored.
+CHAT_PENDING_SWEEP_AFTER = env.float(
+    "CHAT_PENDING_SWEEP_AFTER", default=300 if BROKER_IS_AMQP else 5
+)
+CHAT_PENDING_SWEEP_INTERVAL = env.float("CHAT_PENDING_SWEEP_INTERVAL", default=2)
 # Per connection: a burst of CHAT_RATE_BURST frames, then CHAT_RATE_LIMIT per second; past
 # CHAT_RATE_MAX_STRIKES refusals in a row the socket is closed with 4429.
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=20)
 CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=40)
 CHAT_RATE_MAX_STRIKES = env.int("CHAT_RATE_MAX_STRIKES", default=20)
+# Per user, across all their sockets and processes (chat/user_budget.py): messages and
+# bytes of message bodies per second; past either, messages are refused with rate_limited.
+CHAT_USER_MESSAGES_PER_SECOND = env.int("CHAT_USER_MESSAGES_PER_SECOND", default=30)
+CHAT_USER_BYTES_PER_SECOND = env.int("CHAT_USER_BYTES_PER_SECOND", default=64 * 1024)
+# Per socket: frames the server could not send yet (chat/outbox.py). A client that falls
+# further behind is closed with 4408: memory per socket stays under these (plus the ASGI
+# server's own 64 KiB buffer), whatever its client does.
+CHAT_SEND_BACKLOG_FRAMES = env.int("CHAT_SEND_BACKLOG_FRAMES", default=500)
+CHAT_SEND_BACKLOG_BYTES = env.int("CHAT_SEND_BACKLOG_BYTES", default=512 * 1024)
 # Sockets one user may hold at once, across processes; one more is closed with 4409. A slot
 # of a process that died frees itself CHAT_SOCKET_SLOT_TTL seconds later.
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 CHAT_SOCKET_SLOT_TTL = env.float("CHAT_SOCKET_SLOT_TTL", default=60)
+# Exact recovery (chat/offsets.py): each room's latest messages stay in Redis, whether
+# the worker has stored them or not, for clients that reconnect with after_offset=.
+CHAT_RECENT_WINDOW = env.int("CHAT_RECENT_WINDOW", default=1000)  # messages per room
+CHAT_RECENT_SECONDS = env.int("CHAT_RECENT_SECONDS", default=3600)  # after its last one
+# Presence (chat/presence.py): each process renews its sockets' entries every third of
+# this; the users of a process that died leave the room at most this long (plus a third)
+# after its last renewal.
+CHAT_PRESENCE_TTL = env.float("CHAT_PRESENCE_TTL", default=30)
+# Typing: at most one "typing" event per socket this often (seconds); more are dropped.
+CHAT_TYPING_INTERVAL = env.float("CHAT_TYPING_INTERVAL", default=1.0)
+
+# --- Who may connect (docs/protocol.md: access, revocation, tickets) ----------------------
+# WebSocket tickets for non-browser clients: single-use, valid this many seconds (1..60),
+# at most CHAT_TICKETS_PER_MINUTE issued per user.
+CHAT_TICKET_TTL = env.int("CHAT_TICKET_TTL", default=30)
+if not 1 <= CHAT_TICKET_TTL <= 60:
+    raise environ.ImproperlyConfigured(
+        f"CHAT_TICKET_TTL must be 1..60 seconds, not {CHAT_TICKET_TTL}"
+    )
+CHAT_TICKETS_PER_MINUTE = env.int("CHAT_TICKETS_PER_MINUTE", default=30)
+# The room mirror in Redis (chat/access.py): the worker checks it this often, pushing back its
+# expiry or, if it is gone, rebuilding it from PostgreSQL. Joins are refused while it is gone.
+CHAT_ROOM_MIRROR_CHECK_INTERVAL = env.float("CHAT_ROOM_MIRROR_CHECK_INTERVAL", default=10)
+CHAT_ROOM_MIRROR_TTL = env.int("CHAT_ROOM_MIRROR_TTL", default=7 * 24 * 3600)
 
 # --- Auth, static files, i18n ------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -236,6 +364,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# Failed logins allowed per username and per client address in each window (chat/forms.py).
+LOGIN_FAILURE_LIMIT_PER_USER = env.int("LOGIN_FAILURE_LIMIT_PER_USER", default=10)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=100)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+# Error pages and reports hide connection strings too: they carry passwords (ops/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "ops.reporting.ExceptionReporterFilter"
+# CSRF failures of the JSON API answer JSON (chat/api.py).
+CSRF_FAILURE_VIEW = "chat.api.csrf_failure"
+# Every response carries this Content-Security-Policy (ops/csp.py): the pages load scripts
+# and styles from this site only, and run no inline script.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -250,16 +395,20 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Operations: health checks and Prometheus metrics (docs/ops-tooling.md) --------------
-# Each dependency /readyz checks gets this long to answer.
+# Each dependency /readyz checks gets this long to answer; an answer is reused this long, so
+# that probes (or anyone) calling in a loop cost the dependencies one check per period.
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2)
-# The worker serves its metrics on this port (0: not at all). Celery's prefork children
-# count in files under PROMETHEUS_MULTIPROC_DIR, which prometheus-client reads when it is
-# imported, so it is set here, before anything imports it, for the worker role only.
+READINESS_CACHE_SECONDS = env.float("READINESS_CACHE_SECONDS", default=1)
+# /metrics answers only these client addresses (or networks, e.g. 10.0.0.0/8), or a request
+# with "Authorization: Bearer <METRICS_TOKEN>"; everyone else gets a 404. Neither set: off.
+METRICS_ALLOWED_IPS = [
+    ipaddress.ip_network(address, strict=False)
+    for address in env.list("METRICS_ALLOWED_IPS", default=[])
+]
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The worker serves its metrics on this port (0: not at all); config/celery.py sets up the
+# directory its prefork children count in.
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
-if PROCESS_ROLE == "worker" and WORKER_METRICS_PORT:
-    os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"{PROJECT_SLUG}-metrics-")
-    )
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,11 @@
-"""``manage.py check --database default``: does the connection budget fit the server?
+"""The project's system checks.
 
-The budget (``config.pool``) is what every process of the project can hold at once. If it
+``manage.py check --database default``: does the connection budget fit the server? The
+budget (``config.connections``) is what every process of the project can hold at once. If it
 exceeds ``max_connections``, the day all processes are busy is the day PostgreSQL answers
 "sorry, too many clients already". This check says so before that day.
+
+``secret_key_is_real``: no production process starts with a SECRET_KEY anyone can know.
 """
 
 from django.conf import settings
@@ -45,3 +48,41 @@ def connection_budget_fits_server(databases=None, **kwargs):
             )
         ]
     return []
+
+
+# Keys anyone can read: this template's fallback and its .env.example placeholder, and the
+# prefix of the keys Django's startproject writes (meant for development only).
+KNOWN_SECRET_KEYS = {"insecure-dev-key-change-me-in-production", "change-me"}
+KNOWN_SECRET_KEY_PREFIX = "django-insecure-"
+MIN_SECRET_KEY_LENGTH = 50  # as Django's security.W009
+MIN_SECRET_KEY_CHARACTERS = 5
+
+
+@checks.register(checks.Tags.security)
+def secret_key_is_real(**kwargs):
+    """An error, not a warning: with DEBUG off, a missing, short or published SECRET_KEY.
+
+    Anyone who knows the key can forge what the project signs: sessions, write receipts.
+    Registered without ``deploy=True``, so every ``manage.py`` command refuses it, and the
+    ASGI server too (``config/asgi.py`` runs the security checks at start).
+    """
+    if settings.DEBUG:
+        return []
+    key = settings.SECRET_KEY
+    if key in KNOWN_SECRET_KEYS or key.startswith(KNOWN_SECRET_KEY_PREFIX):
+        problem = "is missing or a published value (this template's, or a development key)"
+    elif len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < MIN_SECRET_KEY_CHARACTERS:
+        problem = (
+            f"is too short or too plain (at least {MIN_SECRET_KEY_LENGTH} characters, "
+            f"{MIN_SECRET_KEY_CHARACTERS} different ones)"
+        )
+    else:
+        return []
+    return [
+        checks.Error(
+            f"SECRET_KEY {problem}, and DEBUG is off.",
+            hint='Set SECRET_KEY in the environment, e.g. from python -c "import secrets; '
+            'print(secrets.token_urlsafe(50))".',
+            id="ops.E002",
+        )
+    ]

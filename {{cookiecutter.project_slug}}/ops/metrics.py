@@ -16,11 +16,27 @@ SOCKETS_CONNECTED = Gauge(
 )
 FRAMES_RECEIVED = Counter("chat_frames_received", "WebSocket frames received from clients.")
 FRAMES_SENT = Counter("chat_frames_sent", "WebSocket frames sent to clients.")
+FRAME_FAILURES = Counter(
+    "chat_frame_failures",
+    "Client frames the consumer failed on (answered invalid_frame; a bug to look into).",
+)
+SLOW_CLIENTS_CLOSED = Counter(
+    "chat_slow_clients_closed",
+    "Sockets closed with 4408: their client read slower than the room talked (chat.outbox).",
+)
+USER_BUDGET_REFUSALS = Counter(
+    "chat_user_budget_refusals",
+    "Messages refused (rate_limited) because their user was over the per-user budget.",
+)
 MESSAGES_ACCEPTED = Counter(
     "chat_messages_accepted", "Messages handed to the persistence queue (message.accepted)."
 )
 HANDOFF_FAILURES = Counter(
     "chat_handoff_failed_messages", "Messages the broker did not take (sender heard unavailable)."
+)
+ID_CONFLICTS = Counter(
+    "chat_id_conflicts",
+    "Messages sent under another user's id, refused by its claim (id_conflict).",
 )
 HANDOFF_BATCH_SIZE = Histogram(
     "chat_handoff_batch_size",

@@ -1,25 +1,36 @@
 """The Celery worker's metrics endpoint: its prefork children's counts, summed.
 
 The persistence task runs in prefork children, each with its own memory. With
-``WORKER_METRICS_PORT`` set, config/settings.py points prometheus-client's multiprocess
-mode at a fresh directory before anything imports it: every child then counts in its own
-file there, and the worker's main process serves the sum over HTTP on that port
-(``http://<host>:<port>/metrics``). Without the port, nothing here runs.
+``WORKER_METRICS_PORT`` set, prometheus-client's multiprocess mode is pointed at a fresh
+directory before anything imports it (``prepare``): every child then counts in its own file
+there, and the worker's main process serves the sum over HTTP on that port
+(``http://<host>:<port>/metrics``). ``config/celery.py`` calls each function here at its
+moment in the worker's life; without the port, none of them does anything.
 """
 
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-from celery import signals
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 
-@signals.worker_ready.connect
-def serve_metrics(**kwargs):
+def directory_prefix() -> str:
+    return f"{settings.PROJECT_SLUG}-metrics-"
+
+
+def prepare() -> None:
+    """Before prometheus-client is imported: where the children will count."""
+    if settings.WORKER_METRICS_PORT and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=directory_prefix())
+
+
+def serve() -> None:
+    """In the worker's main process, once it is ready: the sum of the children's counts."""
     if not settings.WORKER_METRICS_PORT:
         return
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
@@ -35,20 +46,16 @@ def serve_metrics(**kwargs):
     logger.info("Worker metrics on http://0.0.0.0:%s/metrics", settings.WORKER_METRICS_PORT)
 
 
-@signals.worker_process_shutdown.connect
-def forget_child(pid=None, **kwargs):
+def forget_child(pid: int) -> None:
     """A child's gauges (its pool) stop counting when it exits; its counters stay."""
     if settings.WORKER_METRICS_PORT:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid or os.getpid())
+        multiprocess.mark_process_dead(pid)
 
 
-@signals.worker_shutdown.connect
-def remove_metrics_directory(**kwargs):
-    """Remove the directory config/settings.py made (one someone else configured stays)."""
+def remove_directory() -> None:
+    """Remove the directory ``prepare`` made (one someone else configured stays)."""
     directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
-    if settings.WORKER_METRICS_PORT and directory.name.startswith(
-        f"{settings.PROJECT_SLUG}-metrics-"
-    ):
+    if settings.WORKER_METRICS_PORT and directory.name.startswith(directory_prefix()):
         shutil.rmtree(directory, ignore_errors=True)

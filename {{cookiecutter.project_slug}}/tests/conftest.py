@@ -1,10 +1,12 @@
-"""Fixtures shared by the suite: users with real sessions, the database guard, the queue.
+"""Fixtures shared by the suite: users with real sessions, the database guard, the queue,
+and two server processes with a worker for the access tests.
 
 Everything runs against the real PostgreSQL and Redis named by DATABASE_URL and REDIS_URL
 (pytest-django creates and drops a ``test_`` database).
 """
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -12,8 +14,10 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
-from chat.handoff import PERSIST_TASK
-from chat.identity import Identity
+from chat.identity import Identity, session_credential
+from chat.queue import PERSIST_TASK
+from support.processes import child_env, start_web
+from tests import broker
 {%- if cookiecutter.db_pooling == "pgbouncer" %}
 
 pytest_plugins = ["tests.pgbouncer"]
@@ -28,12 +32,12 @@ def redis_client():
 
 
 @pytest.fixture
-def persist_queue(redis_client):
+def persist_queue():
     """The broker's persistence queue, emptied before and after the test."""
     queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
-    redis_client.delete(queue)
+    broker.purge(queue)
     yield queue
-    redis_client.delete(queue)
+    broker.purge(queue)
 
 
 class LoggedIn:
@@ -42,7 +46,11 @@ class LoggedIn:
     def __init__(self, user, session_key: str):
         self.user = user
         self.session_key = session_key
-        self.identity = Identity(user_id=user.pk, username=user.get_username())
+        self.identity = Identity(
+            user_id=user.pk,
+            username=user.get_username(),
+            credential=session_credential(session_key),
+        )
 
     @property
     def cookie(self) -> str:
@@ -100,3 +108,18 @@ def ann(make_user) -> LoggedIn:
 @pytest.fixture
 def bob(make_user) -> LoggedIn:
     return make_user()
+
+
+@pytest.fixture(scope="module")
+def two_servers(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Two web processes, as behind a load balancer: where one user's sockets on two
+    processes live. ``.a`` and ``.b`` are their base URLs (``ws://``); ``.env`` theirs.
+
+    Module-scoped, and stopped when the module ends: other modules count the web role's
+    database connections, which these would hold in their pools after HTTP requests."""
+    logs = tmp_path_factory.mktemp("two-servers")
+    env = child_env()
+    (web_a, port_a), (web_b, port_b) = (start_web(env, logs / f"web-{n}.log") for n in "ab")
+    yield SimpleNamespace(a=f"ws://127.0.0.1:{port_a}", b=f"ws://127.0.0.1:{port_b}", env=env)
+    for process in (web_a, web_b):
+        process.stop()

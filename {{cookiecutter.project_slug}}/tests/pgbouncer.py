@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from tests.processes import PROJECT_DIR, database_url, free_port, wait_for
+from support.processes import PROJECT_DIR, database_url, free_port, wait_for
 
 
 def pgbouncer_ini(directory, port: int, server: dict) -> str:
@@ -30,6 +30,8 @@ def pgbouncer_ini(directory, port: int, server: dict) -> str:
         listen_port=str(port),
         auth_file=str(shutil.copy(PROJECT_DIR / "pgbouncer" / "userlist.txt", directory)),
         logfile=str(directory / "pgbouncer.log"),
+        # support.pgstat counts each process's connections on its console.
+        stats_users=server["USER"] or "postgres",
     )
     path = directory / "pgbouncer.ini"
     with open(path, "w") as ini:

@@ -8,9 +8,10 @@ import sys
 import pytest
 from django.db import connection
 
-from config.pool import ConnectionBudget
+from config.connections import ConnectionBudget
+from config.roles import Role
 from ops.checks import connection_budget_fits_server
-from tests.processes import PROJECT_DIR
+from support.processes import PROJECT_DIR
 
 BUDGET = ConnectionBudget(
     web_processes=2,
@@ -24,7 +25,7 @@ BUDGET = ConnectionBudget(
 
 def test_the_budget_is_processes_times_pool_size_per_role_plus_reserve():
     assert (BUDGET.web, BUDGET.worker, BUDGET.total) == (8, 3, 14)
-    assert [BUDGET.pool_size(role) for role in ("web", "worker", "manage")] == [4, 1, 2]
+    assert [BUDGET.pool_size(role) for role in (Role.WEB, Role.WORKER, Role.MANAGE)] == [4, 1, 2]
 
 
 def server_max_connections() -> int:

@@ -3,19 +3,17 @@ the real Redis channel layer and the real broker, with every database access for
 """
 
 import asyncio
-import base64
 import json
 import time
 import uuid
 
 import pytest
-from celery import Celery
-from channels.testing import WebsocketCommunicator
+from kombu import Connection
 
-from chat import consumers, protocol, socket_slots
-from chat.handoff import HandOff
-from config.asgi import application
-from tests.processes import free_port
+from chat import protocol, redis_store, socket_slots
+from support.processes import refusing_port
+from tests.broker import queued_records
+from tests.communicator import connected, frames_until, socket
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),  # the users, committed by fixtures
@@ -23,43 +21,29 @@ pytestmark = [
     pytest.mark.usefixtures("persist_queue"),
 ]
 
-ORIGIN = (b"origin", b"http://localhost")
-
-
-def socket(room: str = "general", cookie: str | None = None, origin=ORIGIN):
-    headers = [origin] if origin else []
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return WebsocketCommunicator(application, f"/ws/rooms/{room}/", headers=headers)
-
-
-async def connected(logged_in, room: str = "general") -> WebsocketCommunicator:
-    communicator = socket(room, logged_in.cookie)
-    ok, _ = await communicator.connect()
-    assert ok
-    return communicator
-
-
-async def frames_until(communicator, done, within: float = 5) -> list[dict]:
-    """Receive frames until ``done(frames)`` is true."""
-    frames = []
-    while not done(frames):
-        frames.append(await communicator.receive_json_from(timeout=within))
-    return frames
-
 
 def send_frame(body: str = "hello", message_id: str | None = None) -> dict:
     return {"type": "message.send", "id": message_id or str(uuid.uuid4()), "body": body}
 
 
-def queued_records(redis_client, queue) -> list[dict]:
-    """The records of every batch waiting in the broker's persistence queue."""
-    records = []
-    for raw in redis_client.lrange(queue, 0, -1):
-        envelope = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        records.extend(args[0])
-    return records
+# A broker that is down: a port that refuses connections while this module runs.
+REFUSING, REFUSING_PORT = refusing_port()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_the_refusing_port():
+    yield
+    REFUSING.close()
+
+
+def publish_to_dead_broker(records: list[dict]) -> None:
+    """A hand-off publisher (``CHAT_HANDOFF_PUBLISHER``) for a broker that is down: the
+    transport Celery publishes with (kombu), really connecting, and failing. Not a second
+    Celery app: Celery gives ``CELERY_BROKER_URL`` from the environment precedence over
+    any app's own broker, so wherever that is set, such an app reaches the real broker."""
+    url = f"redis://127.0.0.1:{REFUSING_PORT}/0"
+    with Connection(url, connect_timeout=1) as connection:
+        connection.Producer().publish(records, routing_key="persist", retry=False)
 
 
 async def test_anonymous_handshake_is_refused():
@@ -136,7 +120,7 @@ async def test_message_fans_out_is_accepted_and_reaches_the_queue(
     assert accepted["id"] == sent["id"] and accepted["receipt"]
     assert await elsewhere.receive_nothing(timeout=0.2)
 
-    [record] = queued_records(redis_client, persist_queue)
+    [record] = queued_records(persist_queue)
     assert record["id"] == sent["id"]
     assert record["author_id"] == ann.user.pk
     assert record["reply_channel"]
@@ -157,7 +141,7 @@ async def test_a_resent_id_is_neither_fanned_out_nor_queued_twice(ann, redis_cli
     assert [f["type"] for f in first].count("message") == 1
     assert again["type"] == "message.accepted" and again["id"] == sent["id"]
     assert await ann_socket.receive_nothing(timeout=0.2)
-    assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
+    assert [r["id"] for r in queued_records(persist_queue)] == [sent["id"]]
     await ann_socket.disconnect()
 
 
@@ -166,7 +150,7 @@ async def test_a_resent_id_is_neither_fanned_out_nor_queued_twice(ann, redis_cli
     [
         ("nope", protocol.INVALID_JSON),
         ("[]", protocol.INVALID_FRAME),
-        (json.dumps({"type": "typing"}), protocol.UNKNOWN_TYPE),
+        (json.dumps({"type": "message.delete"}), protocol.UNKNOWN_TYPE),
         (json.dumps(send_frame(message_id="123")), protocol.INVALID_ID),
         (json.dumps(send_frame(body="   ")), protocol.EMPTY_BODY),
         (json.dumps(send_frame(body="x" * 4001)), protocol.BODY_TOO_LONG),
@@ -207,35 +191,32 @@ async def test_a_frame_over_the_hard_cap_closes_with_1009(ann):
 
 
 async def test_broker_down_means_unavailable_not_accepted(
-    ann, monkeypatch, redis_client, persist_queue
+    ann, settings, redis_client, persist_queue
 ):
-    # A real Celery app pointed at a port nothing listens on: the publish really fails.
-    dead_broker = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
-    dead_broker.conf.broker_connection_timeout = 1
-
-    def publish(records):
-        dead_broker.send_task("chat.persist_messages", args=[records], retry=False)
-
-    monkeypatch.setattr(consumers, "handoff", HandOff(publish=publish))
+    settings.CHAT_HANDOFF_PUBLISHER = f"{__name__}.publish_to_dead_broker"
     ann_socket = await connected(ann)
     sent = send_frame()
     await ann_socket.send_json_to(sent)
+    # The client library's own retries of a refused connection (redis-py, kombu) take
+    # seconds; the sender hears within CHAT_HANDOFF_TIMEOUT whatever they do.
     frames = await frames_until(
-        ann_socket, lambda f: any(x["type"] == "error" for x in f), within=10
+        ann_socket,
+        lambda f: any(x["type"] == "error" for x in f),
+        within=settings.CHAT_HANDOFF_TIMEOUT + 5,
     )
 
     error = frames[-1]
     assert error["code"] == "unavailable" and error["id"] == sent["id"]
     assert not any(f["type"] == "message.accepted" for f in frames)
-    assert queued_records(redis_client, persist_queue) == []
+    assert queued_records(persist_queue) == []
 
     # Nothing was accepted, so a resend with the same id is handed off afresh.
-    monkeypatch.setattr(consumers, "handoff", HandOff())
+    settings.CHAT_HANDOFF_PUBLISHER = "chat.queue.publish"  # the project's own
     await ann_socket.send_json_to(sent)
     frames = await frames_until(
         ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f)
     )
-    assert [r["id"] for r in queued_records(redis_client, persist_queue)] == [sent["id"]]
+    assert [r["id"] for r in queued_records(persist_queue)] == [sent["id"]]
     await ann_socket.disconnect()
 
 
@@ -266,7 +247,7 @@ async def test_html_and_script_bodies_are_fanned_out_and_queued_verbatim(
     await ann_socket.send_json_to(send_frame(body))
     await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
     assert (await bob_socket.receive_json_from(timeout=5))["body"] == body
-    assert [r["body"] for r in queued_records(redis_client, persist_queue)] == [body]
+    assert [r["body"] for r in queued_records(persist_queue)] == [body]
     for communicator in (ann_socket, bob_socket):
         await communicator.disconnect()
 
@@ -301,8 +282,8 @@ async def test_one_socket_too_many_for_a_user_is_closed_with_4409(ann, bob, sett
 async def test_an_open_socket_keeps_renewing_its_slot(ann, settings):
     settings.CHAT_MAX_SOCKETS_PER_USER, settings.CHAT_SOCKET_SLOT_TTL = 1, 0.6
     first = await connected(ann)
-    redis = socket_slots.client()
-    key = socket_slots.key(ann.user.pk)
+    redis = redis_store.async_client()
+    key = redis_store.user_sockets(ann.user.pk)
     [(_, claimed_until)] = await redis.zrange(key, 0, -1, withscores=True)
     deadline = time.monotonic() + 10
     while (await redis.zrange(key, 0, -1, withscores=True))[0][1] < claimed_until + 1:

@@ -1,11 +1,16 @@
-"""The documented production environment passes ``manage.py check --deploy`` cleanly."""
+"""The documented production environment passes ``manage.py check --deploy`` cleanly; with
+DEBUG off, a missing, short or published SECRET_KEY is an error everywhere, and the ASGI
+server refuses to start with one."""
 
 import os
 import secrets
 import subprocess
 import sys
 
-from tests.processes import PROJECT_DIR
+import pytest
+
+from ops.checks import secret_key_is_real
+from support.processes import PROJECT_DIR, Process
 
 # docs/operations.md, "Production settings".
 PRODUCTION = {
@@ -39,6 +44,49 @@ def test_without_https_or_with_the_development_key_check_deploy_fails():
     assert plain.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in plain.stderr
-    dev_key = "insecure-dev-key-change-me-in-production"
-    weak_key = check_deploy({**PRODUCTION, "SECRET_KEY": dev_key})
-    assert weak_key.returncode != 0 and "security.W009" in weak_key.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("insecure-dev-key-change-me-in-production", id="the-template-fallback"),
+        pytest.param("change-me", id="the-env-example-placeholder"),
+        pytest.param("django-insecure-" + secrets.token_urlsafe(40), id="a-startproject-key"),
+        pytest.param(secrets.token_urlsafe(20), id="short"),
+        pytest.param("ab" * 30, id="plain"),
+    ],
+)
+def test_a_published_short_or_plain_key_is_an_error_with_debug_off(settings, key):
+    settings.SECRET_KEY, settings.DEBUG = key, False
+    [error] = secret_key_is_real()
+    assert error.id == "ops.E002" and error.is_serious()
+    settings.DEBUG = True
+    assert secret_key_is_real() == []  # development is left alone
+    settings.SECRET_KEY, settings.DEBUG = secrets.token_urlsafe(50), False
+    assert secret_key_is_real() == []
+
+
+def test_without_a_key_check_deploy_fails_with_an_error():
+    """No SECRET_KEY at all: the development fallback stands in, and is refused. An error,
+    not a warning: ``check --deploy`` fails whatever ``--fail-level``."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PROCESS_ROLE": "manage", **PRODUCTION, "SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0, result.stdout
+    assert "ERRORS:" in result.stderr and "ops.E002" in result.stderr
+
+
+def test_the_asgi_server_refuses_to_start_with_a_published_key(tmp_path):
+    env = {**PRODUCTION, "SECRET_KEY": "change-me", "PORT": "0"}
+    web = Process("web", env, tmp_path / "web.log")
+    try:
+        web.popen.wait(60)
+    finally:
+        web.stop()
+    assert web.popen.returncode != 0
+    assert "ops.E002" in web.output()

@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from chat.models import Message
-from tests.pgstat import connections_of
-from tests.processes import database_url, sampling, start_web, start_worker
+from config.roles import Role
+from support.pgstat import connections_of
+from support.processes import child_env, sampling, start_web, start_worker
 from tests.wsclient import Client
 
 # Committed data (transaction=True): the server and worker processes must see the users.
@@ -25,11 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """A running web process and worker process, both on the test database."""
-    with django_db_blocker.unblock():
-        env = {
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "REDIS_URL": settings.REDIS_URL,
-        }
+    env = child_env()
     logs = tmp_path_factory.mktemp("logs")
     worker = start_worker(env, logs / "worker.log")
     web, port = start_web(env, logs / "web.log")
@@ -107,7 +103,7 @@ def test_200_sockets_hold_zero_database_connections_in_the_asgi_process(stack, m
                     and len([f for f in frames if f["type"] == "message.persisted"]) == 1
                 )
             )
-        web_while_open = connections_of("web")
+        web_while_open = connections_of(Role.WEB)
         for client in clients:
             await client.__aexit__()
         return sent, web_while_open
@@ -139,7 +135,7 @@ def test_login_over_http_opens_the_socket_and_uses_the_web_pool(stack, make_user
     browser.open(request, timeout=10).read()
     session = next(c.value for c in cookies if c.name == settings.SESSION_COOKIE_NAME)
 
-    assert 1 <= connections_of("web") <= settings.CONNECTION_BUDGET.web_pool_size
+    assert 1 <= connections_of(Role.WEB) <= settings.CONNECTION_BUDGET.web_pool_size
 
     async def talk():
         logged_in = types.SimpleNamespace(cookie=f"{settings.SESSION_COOKIE_NAME}={session}")

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chat import cursors, receipts
+from chat import cursors, pending, receipts
+from chat.models import DeadLetter
 from chat.persistence import store_batch
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,7 +49,18 @@ def get(client, room="history", receipt_header=None, **params):
 def test_cursors_round_trip_from_what_a_message_frame_carries():
     message_id = str(uuid.uuid4())
     sent_at = cursors.timestamp(START)
-    assert cursors.decode(cursors.encode(sent_at, message_id)) == (START, uuid.UUID(message_id))
+    assert cursors.decode(cursors.encode(sent_at, message_id, "a|b")) == (
+        START,
+        uuid.UUID(message_id),
+        "a|b",
+    )
+    assert cursors.decode(cursors.encode(sent_at, message_id)) == (
+        START,
+        uuid.UUID(message_id),
+        None,
+    )
+    with pytest.raises(ValueError):
+        cursors.decode(cursors.encode(sent_at, message_id, ""))
 
 
 @pytest.mark.parametrize("cursor", ["", "garbage!", "bm90IGEgY3Vyc29y", "MjAyNnxub3QtYS11dWlk"])
@@ -96,6 +108,35 @@ def test_a_malformed_room_is_a_400(as_ann):
 
 
 @pytest.mark.django_db
+def test_two_authors_messages_under_one_id_and_one_time_each_have_a_place_in_the_pages(
+    as_ann, ann, bob
+):
+    # Possible only once an id's claim has run out; a page may end between the two.
+    shared = {"id": str(uuid.uuid4()), "sent_at": cursors.timestamp(START)}
+    before = record(ann, sent_at=START - timedelta(seconds=1))
+    after = record(ann, sent_at=START + timedelta(seconds=1))
+    store_batch([before, {**record(bob), **shared}, {**record(ann), **shared}, after])
+    expected = [(before["id"], "ann"), (shared["id"], "ann"), (shared["id"], "bob")]
+    expected.append((after["id"], "ann"))
+
+    for direction in ("after", "before"):
+        seen, params = [], {"limit": 1}
+        if direction == "after":
+            params["after"] = cursors.encode(
+                cursors.timestamp(START - timedelta(days=1)), before["id"]
+            )
+        while True:
+            page = get(as_ann, **params).json()
+            seen += page["messages"]
+            if page["next"] is None:
+                break
+            params[direction] = page["next"]
+        if direction == "before":
+            seen.reverse()
+        assert [(m["id"], m["author"]) for m in seen] == expected
+
+
+@pytest.mark.django_db
 def test_pages_are_oldest_first_and_walk_back_and_forward(as_ann, ann):
     batch = [record(ann, sent_at=START + timedelta(seconds=n)) for n in range(7)]
     store_batch(batch)
@@ -123,6 +164,7 @@ def test_pages_are_oldest_first_and_walk_back_and_forward(as_ann, ann):
         "author": "ann",
         "body": "hello",
         "sent_at": batch[4]["sent_at"],
+        "offset": None,  # these records were made without one
         "persisted": True,
     }
 
@@ -131,17 +173,17 @@ def test_pages_are_oldest_first_and_walk_back_and_forward(as_ann, ann):
 def test_a_receipt_shows_an_accepted_message_before_it_is_stored_then_once_stored(as_ann, ann):
     message = record(ann)
     receipt = receipts.issue(message, ann.pk)
-    receipts.remember_pending([message])
+    pending.remember([message])
 
-    pending = get(as_ann, receipt_header=receipt)
-    assert pending["X-Consistency"] == "pending"
-    assert [(m["id"], m["persisted"]) for m in pending.json()["messages"]] == [
+    before = get(as_ann, receipt_header=receipt)
+    assert before["X-Consistency"] == "pending"
+    assert [(m["id"], m["persisted"]) for m in before.json()["messages"]] == [
         (message["id"], False)
     ]
     assert get(as_ann).json()["messages"] == []  # without the receipt, nothing yet
 
     store_batch([message])
-    receipts.forget_pending([message["id"]])
+    pending.forget([message])
     for header in (receipt, None):
         stored = get(as_ann, receipt_header=header)
         assert stored["X-Consistency"] == "complete"
@@ -153,12 +195,36 @@ def test_a_receipt_shows_an_accepted_message_before_it_is_stored_then_once_store
 @pytest.mark.django_db
 def test_a_stored_message_named_by_a_receipt_appears_once_even_if_still_pending(as_ann, ann):
     message = record(ann)
-    receipts.remember_pending([message])
+    pending.remember([message])
     store_batch([message])  # stored, and its pending entry not yet cleared
     response = get(as_ann, receipt_header=receipts.issue(message, ann.pk))
     assert [m["id"] for m in response.json()["messages"]] == [message["id"]]
     assert response.json()["messages"][0]["persisted"] is True
     assert response["X-Consistency"] == "complete"
+
+
+@pytest.mark.django_db
+def test_a_receipt_whose_message_vanished_is_reported_unknown_and_no_other(as_ann, ann):
+    """Neither stored nor pending (lost with its pending copy): named in X-Receipts-Unknown,
+    for the sender to resend. Pending, stored or dead-lettered: never named."""
+    vanished, waiting, stored, refused = (record(ann) for _ in range(4))
+    pending.remember([waiting, stored])
+    store_batch([stored])
+    pending.forget([stored])
+    DeadLetter.objects.create(
+        message_id=refused["id"], author_id=ann.pk, record=refused, reason="refused"
+    )
+    header = ",".join(receipts.issue(m, ann.pk) for m in (vanished, waiting, stored, refused))
+
+    response = get(as_ann, receipt_header=header)
+    assert response["X-Receipts-Unknown"] == vanished["id"]
+    assert response["X-Consistency"] == "pending"
+    assert {m["id"] for m in response.json()["messages"]} == {waiting["id"], stored["id"]}
+
+    pending.remember([vanished])  # resent with its id: accepted again
+    response = get(as_ann, receipt_header=header)
+    assert "X-Receipts-Unknown" not in response
+    assert vanished["id"] in {m["id"] for m in response.json()["messages"]}
 
 
 def tampered(receipt: str) -> str:
@@ -181,17 +247,18 @@ def tampered(receipt: str) -> str:
 )
 def test_invalid_receipts_are_ignored(as_ann, ann, bob, make_receipt):
     bobs_message = record(bob)  # pending, and not Ann's to see
-    receipts.remember_pending([bobs_message])
+    pending.remember([bobs_message])
     response = get(as_ann, receipt_header=make_receipt(bobs_message, ann, bob))
     assert response.status_code == 200
     assert response.json()["messages"] == []
     assert response["X-Consistency"] == "complete"
+    assert "X-Receipts-Unknown" not in response
 
 
 @pytest.mark.django_db
 def test_an_expired_receipt_is_ignored(as_ann, ann, settings):
     message = record(ann)
-    receipts.remember_pending([message])
+    pending.remember([message])
     settings.CHAT_RECEIPT_MAX_AGE = -1  # every receipt is older than that
     response = get(as_ann, receipt_header=receipts.issue(message, ann.pk))
     assert response.status_code == 200 and response.json()["messages"] == []
@@ -263,3 +330,23 @@ def test_html_and_script_bodies_are_stored_and_served_verbatim(as_ann, ann):
     response = get(as_ann)
     assert response["Content-Type"] == "application/json"
     assert [m["body"] for m in response.json()["messages"]] == [body]
+
+
+@pytest.mark.django_db
+def test_a_huge_receipts_header_is_read_up_to_its_cap_and_the_rest_ignored(as_ann, ann):
+    """The first receipts count; what lies past ``MAX_PER_REQUEST`` receipts or
+    ``MAX_HEADER_CHARS`` characters is ignored, never an error, however large."""
+    first, beyond = record(ann), record(ann)
+    pending.remember([first, beyond])
+    junk = ["not-a-receipt"] * (receipts.MAX_PER_REQUEST - 1)
+    header = ",".join([receipts.issue(first, ann.pk), *junk, receipts.issue(beyond, ann.pk)])
+    response = get(as_ann, receipt_header=header + "," + "x" * 1_000_000)
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["messages"]] == [first["id"]]
+
+    padding = "x" * receipts.MAX_HEADER_CHARS  # the cap in characters, then a valid receipt
+    response = get(as_ann, receipt_header=padding + "," + receipts.issue(beyond, ann.pk))
+    assert response.status_code == 200 and response.json()["messages"] == []
+
+    twice = ",".join([receipts.issue(first, ann.pk)] * 50)  # one message, named 50 times
+    assert [m["id"] for m in get(as_ann, receipt_header=twice).json()["messages"]] == [first["id"]]

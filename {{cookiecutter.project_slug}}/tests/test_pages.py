@@ -35,17 +35,25 @@ def test_the_room_form_takes_only_names_the_websocket_accepts(browser_of):
 
 
 def test_the_room_page_hands_its_settings_to_the_script(browser_of):
+    """In data- attributes: the Content-Security-Policy allows no inline script."""
     client = browser_of()
     response = client.get("/rooms/lobby/")
     assert response.status_code == 200
     config = response.context["chat_config"]
+    username = response.wsgi_request.user.get_username()
     assert config == {
         "room": "lobby",
-        "username": response.wsgi_request.user.get_username(),
+        "username": username,
         "maxBody": settings.CHAT_MAX_BODY,
+        "private": False,
+        "owner": False,
     }
-    assert b'<script id="chat-config" type="application/json">' in response.content
+    assert (
+        f'<div id="chat" data-room="lobby" data-username="{username}"\n'
+        f'     data-max-body="{settings.CHAT_MAX_BODY}">'
+    ).encode() in response.content
     assert b"/static/chat/chat.js" in response.content
+    assert b"<script>" not in response.content and b"<style" not in response.content
 
 
 def test_whitenoise_serves_the_script_without_collectstatic(client):

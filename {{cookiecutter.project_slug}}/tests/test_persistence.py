@@ -11,8 +11,9 @@ from django.db import connection
 
 from chat.models import DeadLetter, Message
 from chat.persistence import store_batch
-from tests.pgstat import connections_of
-from tests.processes import sampling, wait_for
+from config.roles import Role
+from support.pgstat import connections_of
+from support.processes import sampling, wait_for
 
 
 def record(user, room: str = "general", **overrides) -> dict:
@@ -49,19 +50,50 @@ def test_a_batch_delivered_twice_is_stored_once(author):
 @pytest.mark.django_db
 def test_a_bad_row_goes_to_the_dead_letter_and_the_good_rows_are_stored(author):
     good = [record(author) for _ in range(3)]
-    no_such_author = record(author, author_id=10**9)
+    too_long = record(author, room="x" * 65)  # a record no client could have made
     malformed = {"id": "not-a-uuid", "room": "general"}
-    result = store_batch([good[0], no_such_author, good[1], malformed, good[2]])
+    result = store_batch([good[0], too_long, good[1], malformed, good[2]])
 
     assert set(Message.objects.values_list("id", flat=True)) == {uuid.UUID(r["id"]) for r in good}
     assert [r["id"] for r in result.stored] == [r["id"] for r in good]
     dead = {d.message_id: d for d in DeadLetter.objects.all()}
-    assert set(dead) == {uuid.UUID(no_such_author["id"]), None}
-    assert "foreign key" in dead[uuid.UUID(no_such_author["id"])].reason.lower()
+    assert set(dead) == {uuid.UUID(too_long["id"]), None}
+    assert "too long" in dead[uuid.UUID(too_long["id"])].reason.lower()
     assert dead[None].record == malformed
 
-    store_batch([no_such_author])  # redelivered: parked once, not twice
+    store_batch([too_long])  # redelivered: parked once, not twice
     assert DeadLetter.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_two_authors_refused_records_under_one_id_are_each_parked_once(author, django_user_model):
+    other = django_user_model.objects.create_user(username=f"o-{uuid.uuid4().hex[:8]}")
+    message_id = str(uuid.uuid4())
+    refused = [record(user, room="x" * 65, id=message_id) for user in (author, other)]
+    nameless = {"id": message_id, "room": "general"}  # no author: parked once per id
+
+    store_batch([*refused, nameless])
+    store_batch([*refused, nameless])  # redelivered
+
+    parked = DeadLetter.objects.filter(message_id=message_id)
+    assert sorted(parked.values_list("author_id", flat=True), key=str) == sorted(
+        [author.pk, other.pk, None], key=str
+    )
+
+
+@pytest.mark.django_db
+def test_a_deleted_authors_messages_are_discarded_not_dead_lettered(author, django_user_model):
+    """A user deleted while their accepted messages wait for the worker: the messages go
+    with the account, as the stored ones do (CASCADE), and nothing is parked."""
+    gone = django_user_model.objects.create_user(username=f"g-{uuid.uuid4().hex[:8]}")
+    kept, orphans = record(author), [record(gone) for _ in range(2)]
+    gone.delete()
+    result = store_batch([orphans[0], kept, orphans[1]])
+
+    assert [r["id"] for r in result.stored] == [kept["id"]]
+    assert [r["id"] for r in result.discarded] == [r["id"] for r in orphans]
+    assert list(Message.objects.values_list("id", flat=True)) == [uuid.UUID(kept["id"])]
+    assert not DeadLetter.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -84,13 +116,13 @@ def test_concurrent_workers_racing_on_the_same_ids_store_each_once(author):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
-    bound = settings.CONNECTION_BUDGET.pool_size("manage")
+    bound = settings.CONNECTION_BUDGET.pool_size(Role.MANAGE)
     threads = bound * 4
     peak = 0
 
     def watch():
         nonlocal peak
-        peak = max(peak, connections_of("manage"))
+        peak = max(peak, connections_of(Role.MANAGE))
 
     def batches(n):
         try:
@@ -104,4 +136,4 @@ def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
 
     assert Message.objects.count() == threads * 5 * 100
     assert 1 <= peak <= bound
-    wait_for(lambda: connections_of("manage") <= bound, 5, "connections to settle")
+    wait_for(lambda: connections_of(Role.MANAGE) <= bound, 5, "connections to settle")

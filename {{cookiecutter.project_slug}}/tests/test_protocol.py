@@ -81,11 +81,12 @@ def test_server_frames_have_the_contract_shape():
         "author": "ann",
         "body": "hi",
         "sent_at": "2026-01-01T00:00:00.000001+00:00",
+        "offset": 7,
         "author_id": 1,
     }
     assert protocol.message_frame(message) == {
         "type": "message",
-        **{k: message[k] for k in ("id", "room", "author", "body", "sent_at")},
+        **{k: message[k] for k in ("id", "room", "author", "body", "sent_at", "offset")},
     }
     assert protocol.accepted_frame("i", "r") == {
         "type": "message.accepted",

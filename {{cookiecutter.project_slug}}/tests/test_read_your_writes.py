@@ -6,10 +6,8 @@ import urllib.request
 import uuid
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from tests.processes import database_url, start_web, start_worker, wait_for
+from support.processes import child_env, start_web, start_worker, wait_for
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -18,7 +16,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def servers(persist_queue, tmp_path):
     """A web process, and a way to start the worker when the test says so."""
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
+    # 20 messages of 4,000 characters at once are over a user's byte budget per second:
+    # not what these tests are about.
+    env = child_env(CHAT_USER_BYTES_PER_SECOND=str(2**20))
     web, port = start_web(env, tmp_path / "web.log")
     started = []
 

@@ -9,19 +9,19 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from chat.handoff import publish
 from chat.models import Message
-from chat.tasks import close_pool
-from tests.pgstat import admin_connection, connections_of
-from tests.processes import database_url, start_worker
+from chat.queue import publish
+from config.celery import close_pool
+from config.roles import Role
+from support.pgstat import admin_connection, connections_of
+from support.processes import child_env, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def worker(persist_queue, tmp_path):
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
-    process = start_worker(env, tmp_path / "worker.log")
+    process = start_worker(child_env(), tmp_path / "worker.log")
     yield process
     process.stop()
 
@@ -75,7 +75,7 @@ def test_the_worker_recovers_when_postgresql_drops_its_connections(worker, djang
     worker.wait_until(lambda: all(stored(r) for r in after), 60, "batches after the restart")
 
     assert Message.objects.filter(room="worker-tests").count() == 5 * 20
-    assert connections_of("worker") <= settings.CONNECTION_BUDGET.worker
+    assert connections_of(Role.WORKER) <= settings.CONNECTION_BUDGET.worker
 
 
 def test_the_shutdown_handler_closes_the_pool_before_the_process_exits():

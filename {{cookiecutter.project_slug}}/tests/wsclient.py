@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 
 class Client:
@@ -119,3 +119,50 @@ class Stream:
             assert frame["code"] == "unavailable", frame
             self.unavailable += 1
             waiting.discard(frame["id"])
+
+
+# --- Sockets that are refused or closed: the access tests ---------------------------------
+
+
+async def open_socket(
+    base_url: str, room: str, cookie: str | None = None, ticket: str | None = None, **options
+):
+    """A socket to ``room`` as a browser opens it (cookie, Origin), or as a program does
+    (``ticket``, no Origin), or as ``options`` say."""
+    options.setdefault("origin", None if ticket else "http://localhost")
+    if cookie:
+        options["additional_headers"] = {"Cookie": cookie}
+    query = f"?ticket={ticket}" if ticket else ""
+    return await connect(f"{base_url}/ws/rooms/{room}/{query}", open_timeout=10, **options)
+
+
+async def refused(base_url: str, room: str, cookie: str | None = None, **options) -> bool:
+    """True if the handshake is refused with HTTP 403; False if the socket opens."""
+    try:
+        socket = await open_socket(base_url, room, cookie, **options)
+    except InvalidStatus as refusal:
+        assert refusal.response.status_code == 403, refusal
+        return True
+    await socket.close()
+    return False
+
+
+async def close_code(socket, within: float) -> int | None:
+    """Read (and drop) frames until the server closes the socket: its close code."""
+    async with asyncio.timeout(within):
+        try:
+            while True:
+                await socket.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+async def still_open(socket) -> bool:
+    """The socket is open and its consumer answers: a frame that is not JSON gets its
+    ``invalid_json`` error back (and nothing is handed off)."""
+    await socket.send("not json")
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await socket.recv())
+            if frame["type"] == "error" and frame["code"] == "invalid_json":
+                return True

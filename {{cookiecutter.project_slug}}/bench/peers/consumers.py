@@ -12,8 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from chat import cursors, protocol
-from chat.consumers import group_name
+from chat import cursors, groups, protocol
 from chat.models import Message
 
 
@@ -28,6 +27,7 @@ def store(user, room: str, command: protocol.SendMessage) -> dict:
         "author": user.get_username(),
         "body": message.body,
         "sent_at": cursors.timestamp(message.sent_at),
+        "offset": None,  # no offsets in these designs
     }
 
 
@@ -41,7 +41,7 @@ class SyncOrmConsumer(WebsocketConsumer):
         if not self.scope["user"].is_authenticated or not protocol.is_valid_room(self.room):
             self.close()
             return
-        self.group = group_name(self.room)
+        self.group = groups.room(self.room)
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         self.accept()
 
@@ -74,7 +74,7 @@ class AsyncOrmConsumer(AsyncWebsocketConsumer):
         if not self.scope["user"].is_authenticated or not protocol.is_valid_room(self.room):
             await self.close()
             return
-        self.group = group_name(self.room)
+        self.group = groups.room(self.room)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

@@ -1,14 +1,28 @@
 """``manage.py preflight``: are PostgreSQL and Redis there? Create the database if missing.
 
 Run by ``make migrate`` so that a fresh machine gets a sentence telling what to start,
-not a traceback.
+not a traceback. It says where it looked, never with a password: its output ends up in
+deployment logs.
 """
+
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from psycopg import sql
+
+from ops.server_connection import server_connection
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class Command(BaseCommand):
@@ -23,25 +37,17 @@ class Command(BaseCommand):
             redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
         except redis.RedisError as exc:
             raise CommandError(
-                f"Redis is not reachable at {settings.REDIS_URL} ({exc}).\n"
+                f"Redis is not reachable at {redacted(settings.REDIS_URL)} ({exc}).\n"
                 "Start it (e.g. `redis-server --daemonize yes`, or `docker compose up -d redis`) "
                 "or set REDIS_URL."
             ) from None
-        self.stdout.write(f"Redis: reachable at {settings.REDIS_URL}")
+        self.stdout.write(f"Redis: reachable at {redacted(settings.REDIS_URL)}")
 
     def ensure_database(self):
         db = settings.DATABASES["default"]
-        server = {
-            "host": db["HOST"] or None,
-            "port": db["PORT"] or None,
-            "user": db["USER"] or None,
-            "password": db["PASSWORD"] or None,
-            "connect_timeout": 3,
-            "application_name": f"{settings.PROJECT_SLUG}:manage",
-        }
         where = f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
         try:
-            with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
+            with server_connection(db, connect_timeout=3) as conn:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
                 ).fetchone()

@@ -1,6 +1,6 @@
 """Copy a process's PostgreSQL pool statistics into the metrics, without opening the pool.
 
-Pools open on a process's first query (``config.pool``). Asking Django for
+Pools open on a process's first query (``config.connections``). Asking Django for
 ``connection.pool`` would create and open one, so that scraping the metrics of a
 WebSocket-only process would give it a connection it never needed: the pool is looked up
 where Django keeps the ones that exist.
@@ -12,10 +12,10 @@ from django.db import connections
 from ops import metrics
 
 
-def observe_pool(alias: str = "default") -> None:
+def observe_database_pool(alias: str = "default") -> None:
     role = settings.PROCESS_ROLE
-    wrapper = connections[alias]
-    pool = type(wrapper)._connection_pools.get(alias)
+    pools = getattr(type(connections[alias]), "_connection_pools", {})
+    pool = pools.get(alias)
     stats = pool.get_stats() if pool is not None else {}
     metrics.POOL_CONNECTIONS.labels(role).set(stats.get("pool_size", 0))
     metrics.POOL_WAITING.labels(role).set(stats.get("requests_waiting", 0))

@@ -6,11 +6,14 @@ process that fails to come up is reported with the end of its log.
 
 import contextlib
 import ctypes
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,6 +68,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def refusing_port() -> tuple[socket.socket, int]:
+    """A port that refuses connections for as long as the returned socket stays open: bound,
+    never listening, so that no server started later can take it (a port from free_port()
+    can be handed out again)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
 def procfile_command(name: str) -> str:
     for line in (PROJECT_DIR / "Procfile").read_text().splitlines():
         key, _, command = line.partition(":")
@@ -79,6 +91,29 @@ def database_url(settings_dict: dict) -> str:
     host = settings_dict["HOST"] or "127.0.0.1"
     port = settings_dict["PORT"] or 5432
     return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+# For a process that streams faster than people type (fault tests, floods): the per-socket
+# rate limit and the per-user budget out of the way (chat/ratelimit.py, chat/user_budget.py).
+NO_RATE_LIMITS = {
+    "CHAT_RATE_LIMIT": "100000",
+    "CHAT_RATE_BURST": "100000",
+    "CHAT_USER_MESSAGES_PER_SECOND": "100000",
+    "CHAT_USER_BYTES_PER_SECOND": str(2**30),
+}
+
+
+def child_env(**overrides: str) -> dict:
+    """The environment of a process started here: the database and Redis this process
+    uses now (the test database, the benchmark's), then ``overrides``."""
+    from django.conf import settings
+    from django.db import connection
+
+    return {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        **overrides,
+    }
 
 
 class Process:
@@ -171,13 +206,14 @@ def start_worker(env: dict, log_path: Path, extra_args: str = "") -> Process:
 
 
 class RedisServer:
-    """A redis-server of the test's own, on a free port, persisting to ``directory``.
+    """A redis-server of the test's own, on a free port, persisting to ``directory`` (the
+    append-only file), or, with ``appendfsync=None``, not at all (a restart starts empty).
 
     The fault tests stop and restart it; the shared Redis of the rest of the suite is never
     touched. ``appendfsync`` is the setting under test (docs/operations.md).
     """
 
-    def __init__(self, directory: Path, appendfsync: str = "everysec"):
+    def __init__(self, directory: Path, appendfsync: str | None = "everysec"):
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync
@@ -196,10 +232,11 @@ class RedisServer:
                 str(self.directory),
                 "--save",
                 "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                self.appendfsync,
+                *(
+                    ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+                    if self.appendfsync
+                    else ["--appendonly", "no"]
+                ),
                 "--logfile",
                 str(self.directory / "redis.log"),
             ],
@@ -223,3 +260,56 @@ class RedisServer:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
             self.popen.wait(30)
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own (``initdb`` in a fresh directory, a free port,
+    trust authentication), from the machine's PostgreSQL server binaries (Debian's
+    ``postgresql`` package).
+
+    The fault tests stop it for real and start it again; the shared server is never
+    touched. PostgreSQL refuses to run as root, so as root the server itself runs as the
+    ``postgres`` user, from a directory of its own under the system's temporary directory.
+    """
+
+    def __init__(self):
+        self.bindir = server_binaries()
+        if self.bindir is None:
+            raise RuntimeError("No PostgreSQL server binaries: apt-get install postgresql")
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="pg-fault-"))
+        self.data = self.directory / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
+        self.start()
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def run(self, program: str, *args: str) -> None:
+        command = [str(self.bindir / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self):
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.directory / "postgres.log")
+        self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self, mode: str = "fast"):
+        """``fast``: every session ends, the server shuts down cleanly. ``immediate``: a crash."""
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def destroy(self):
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def server_binaries() -> Path | None:
+    """Where this machine's newest PostgreSQL server binaries are (initdb, pg_ctl), if any."""
+    found = [Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    newest = max(found, key=lambda p: [int(n) for n in p.parts[4].split(".")], default=None)
+    return newest.parent if newest else None
