@@ -3,8 +3,9 @@
 Delivery is at least once (``CELERY_TASK_ACKS_LATE``, ``CELERY_TASK_REJECT_ON_WORKER_LOST``):
 a batch is acknowledged only after its transaction commits, and comes back if the worker
 dies first. ``chat.persistence`` makes the second delivery harmless. Database errors (the
-server restarting, the pool timing out) and a run past the soft time limit retry with
-exponential backoff, forever: a batch the broker accepted is never dropped. The backoff stops
+server restarting, the pool timing out, a connection broken mid-COMMIT) and a run past the
+soft time limit retry with exponential backoff, forever: a batch the broker accepted is
+never dropped. The backoff stops
 growing at ``CHAT_PERSIST_RETRY_MAX`` seconds, since a retry waits in the worker with its
 batch unacknowledged, and the broker hands such a batch out again after its visibility
 timeout (``config/settings.py`` shows how the timeouts fit together).
@@ -18,8 +19,8 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django import db
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
@@ -30,10 +31,19 @@ from ops import live, metrics
 
 logger = logging.getLogger(__name__)
 
+# Whatever the database raises retries the batch, except a refusal of the batch's own rows,
+# which store_batch dead-letters: a failed task is acknowledged, and its batch would be gone
+# (the pending sweep would find it only after CHAT_PENDING_SWEEP_AFTER). Not only
+# OperationalError: a session terminated during COMMIT behind PgBouncer raised psycopg's
+# InternalError ("received 2 results from command 'COMMIT'").
+RETRY_FOR = (db.Error, PoolTimeout)
+NOT_RETRIED = (db.DataError, db.IntegrityError)
+
 
 @shared_task(
     name=PERSIST_TASK,
-    autoretry_for=(OperationalError, InterfaceError, PoolTimeout, SoftTimeLimitExceeded),
+    autoretry_for=(*RETRY_FOR, SoftTimeLimitExceeded),
+    dont_autoretry_for=NOT_RETRIED,
     retry_backoff=1,  # 1, 2, 4... seconds (Celery rounds any factor below 1 up to 1)
     retry_backoff_max=settings.CHAT_PERSIST_RETRY_MAX,
     max_retries=None,
@@ -92,7 +102,8 @@ def count_stored(stored: list[dict], dead: int) -> None:
 @shared_task(
     name=access.REBUILD_TASK,
     acks_late=False,
-    autoretry_for=(OperationalError, InterfaceError, PoolTimeout),
+    autoretry_for=RETRY_FOR,
+    dont_autoretry_for=NOT_RETRIED,
     retry_backoff=1,
     retry_backoff_max=settings.CHAT_PERSIST_RETRY_MAX,
     max_retries=10,

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import InternalError, connection
 
+from chat import tasks
 from chat.models import Message
 from chat.queue import publish
 from config.celery import close_pool
@@ -76,6 +77,27 @@ def test_the_worker_recovers_when_postgresql_drops_its_connections(worker, djang
 
     assert Message.objects.filter(room="worker-tests").count() == 5 * 20
     assert connections_of(Role.WORKER) <= settings.CONNECTION_BUDGET.worker
+
+
+def test_a_database_error_of_any_kind_retries_the_batch(monkeypatch, django_user_model):
+    """Failure injection (a mock): psycopg's InternalError "received 2 results from command
+    'COMMIT'" came once, through PgBouncer, from a session terminated mid-COMMIT, and cannot
+    be produced at will. Like OperationalError it must retry the batch: a failed task is
+    acknowledged, and the broker would have dropped its batch."""
+    author = django_user_model.objects.create_user(username=f"w-{uuid.uuid4().hex[:8]}")
+    records = batch(author)
+    attempts, store_batch = [], tasks.store_batch
+
+    def commit_broken_once(batch_records):
+        attempts.append(len(batch_records))
+        if len(attempts) == 1:
+            raise InternalError("received 2 results from command 'COMMIT'")
+        return store_batch(batch_records)
+
+    monkeypatch.setattr(tasks, "store_batch", commit_broken_once)
+    result = tasks.persist_messages.apply(args=[records])  # eagerly: retries run at once
+    assert result.successful(), result.traceback
+    assert attempts == [20, 20] and stored(records)
 
 
 def test_the_shutdown_handler_closes_the_pool_before_the_process_exits():
