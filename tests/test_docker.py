@@ -27,17 +27,12 @@ def test_compose_stack(baked, answers):
     services = compose(project)["services"]
     pgbouncer = answers["db_pooling"] == "pgbouncer"
     rabbitmq = answers["broker"] == "rabbitmq"
-    expected = {"postgres", "redis", "migrate", "web", "worker"} | (
+    expected = {"postgres", "redis", "redis-channels", "migrate", "web", "worker"} | (
         {"pgbouncer"} if pgbouncer else set()
     )
-    assert set(services) == expected | ({"rabbitmq"} if rabbitmq else set())
+    assert set(services) == expected | ({"rabbitmq"} if rabbitmq else {"redis-broker"})
 
-    # The broker's accepted messages must survive a Redis restart.
-    redis_cmd = services["redis"]["command"]
-    redis_cmd = redis_cmd if isinstance(redis_cmd, str) else " ".join(redis_cmd)
-    assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
-    # Nothing answers without a password; every image is a pinned release.
-    assert "--requirepass" in redis_cmd
+    # PostgreSQL asks for a password; every image is a pinned release.
     assert "trust" not in json.dumps(services["postgres"]).lower()
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${")
     for name, service in services.items():
@@ -58,7 +53,7 @@ def test_compose_stack(baked, answers):
             assert env["CELERY_BROKER_URL"].startswith("amqp://chat:${RABBITMQ_PASSWORD")
             assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"]
         else:
-            assert "CELERY_BROKER_URL" not in env, "the broker is REDIS_URL's Redis"
+            assert "@redis-broker:6379/" in env["CELERY_BROKER_URL"]
         # settings.py sends only the web and worker roles through PGBOUNCER_URL.
         if pgbouncer:
             assert "@pgbouncer:6432/" in env["PGBOUNCER_URL"]
@@ -85,6 +80,27 @@ def test_compose_stack(baked, answers):
             assert re.search(rf"^{setting} *=", ini, re.MULTILINE), f"no {setting} to rewrite"
         command = " ".join(services["pgbouncer"]["command"])
         assert "auth_type = scram-sha-256" in command and "POSTGRES_PASSWORD" in command
+
+
+@pytest.mark.parametrize("answers", DOCKER_BAKES, ids=combo_id)
+def test_compose_gives_each_redis_role_its_own_server(baked, answers):
+    """The store's and the broker's data survive a restart (append-only file); the channel
+    layer's is not worth keeping (docs/scaling.md). Nothing answers without a password."""
+    services = compose(baked(answers))["services"]
+    persisted = {"REDIS_URL": "redis"}
+    if answers["broker"] == "redis":
+        persisted["CELERY_BROKER_URL"] = "redis-broker"
+    roles = {**persisted, "CHANNEL_LAYER_URLS": "redis-channels"}
+    for variable, name in roles.items():
+        command = " ".join(services[name]["command"])
+        assert "--requirepass" in command
+        if name in persisted.values():
+            assert "--appendonly yes" in command and "--appendfsync everysec" in command
+        else:
+            assert '--save ""' in command and "--appendonly no" in command
+        assert services["migrate"]["depends_on"][name]["condition"] == "service_healthy"
+        for process in ("migrate", "web", "worker"):
+            assert f"@{name}:6379/" in services[process]["environment"][variable]
 
 
 @pytest.mark.parametrize("answers", DOCKER_BAKES[:1], ids=combo_id)
