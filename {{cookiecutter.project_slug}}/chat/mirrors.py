@@ -19,15 +19,16 @@ from chat.models import Message
 logger = logging.getLogger(__name__)
 
 
-def seed_offsets() -> int:
-    """Raise every room's counter to its highest stored offset; the number of rooms."""
+def seed_offsets(lost: bool | None = None) -> int:
+    """Raise every room's counter to its highest stored offset (past the gap if they were
+    ``lost``: ``chat.offsets``); the number of rooms."""
     highest = dict(
         Message.objects.filter(offset__isnull=False)
         .values("room")
         .annotate(top=Max("offset"))
         .values_list("room", "top")
     )
-    offsets.seed(highest)
+    offsets.seed(highest, lost)
     return len(highest)
 
 

@@ -15,10 +15,17 @@ answer means the number was never used.
 
 The counters are a mirror of what PostgreSQL holds, and handing out a number twice would
 break the promise, so after Redis lost them they are not restarted from 1: ``assign``
-refuses (the sender hears ``unavailable``) until ``seed`` has set every room's counter to at
-least its highest stored offset. ``seed`` runs after ``migrate`` (``chat.apps``), from the
-worker whenever the counters are missing (``chat.sweep``), and as ``manage.py
-seed_offsets``.
+refuses (the sender hears ``unavailable``) until ``seed`` has set them again. ``seed`` runs
+after ``migrate`` (``chat.apps``), from the worker whenever the counters are missing
+(``chat.sweep``), and as ``manage.py seed_offsets``.
+
+PostgreSQL is not the whole story after a loss: batches accepted before it may still be on
+their way to the worker (held by a worker that died, waiting for a retry, in a broker that
+survived), carrying offsets above what is stored. So seeding counters that were lost starts
+every room ``RESEED_GAP`` past its highest stored offset, and a room with none stored past
+``RESEED_GAP``: the numbers in between may belong to messages still on their way, and are
+never handed out again. A client sees one jump, asks once, and gets those messages as they
+are stored. Seeding counters that are still there only ever raises them.
 """
 
 import json
@@ -33,6 +40,9 @@ from chat import redis_store
 ASSIGN = """
 if redis.call('HEXISTS', KEYS[1], ARGV[4]) == 0 then
     return redis.error_reply('NOSEED offsets not seeded from PostgreSQL')
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+    redis.call('HSET', KEYS[1], ARGV[1], redis.call('HGET', KEYS[1], ARGV[6]) or 0)
 end
 local offset = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('ZADD', KEYS[2], offset, ARGV[2])
@@ -52,6 +62,9 @@ end
 return 1
 """
 SEED_CHUNK = 500  # rooms per round trip
+# More offsets than one room can have accepted and not yet stored at once: a day of a
+# room's traffic at 10 messages a second.
+RESEED_GAP = 1_000_000
 
 
 class NotSeeded(Exception):
@@ -77,6 +90,7 @@ async def assign(message: dict) -> int:
             settings.CHAT_RECENT_WINDOW,
             redis_store.OFFSETS_SEEDED,
             settings.CHAT_RECENT_SECONDS,
+            redis_store.OFFSETS_BASE,
         )
     except ResponseError as error:
         if str(error).startswith("NOSEED"):
@@ -109,11 +123,20 @@ def is_seeded() -> bool:
     )
 
 
-def seed(highest: dict[str, int]) -> None:
-    """Raise the counters to PostgreSQL's highest offset per room, then mark them seeded."""
+def seed(highest: dict[str, int], lost: bool | None = None) -> None:
+    """Raise the counters to PostgreSQL's highest offset per room (``highest``), then mark
+    them seeded. If they were ``lost`` (by default: a database that has messages, and no
+    counters), ``RESEED_GAP`` further, for every room (see the module's docstring)."""
     client, counters = redis_store.client(), redis_store.room_offsets()
+    if lost is None:
+        lost = bool(highest) and not is_seeded()
+    gap = RESEED_GAP if lost else 0
     rooms = list(highest.items())
     for first in range(0, len(rooms), SEED_CHUNK):
-        pairs = [value for room, top in rooms[first : first + SEED_CHUNK] for value in (room, top)]
+        pairs = [
+            value for room, top in rooms[first : first + SEED_CHUNK] for value in (room, top + gap)
+        ]
         client.eval(RAISE, 1, counters, *pairs)
+    if gap:
+        client.eval(RAISE, 1, counters, redis_store.OFFSETS_BASE, gap)
     client.hset(counters, redis_store.OFFSETS_SEEDED, 1)

@@ -105,11 +105,13 @@ def budget(what: str, whose: str) -> str:
 def room_offsets() -> str:
     """A hash: each room's last offset. No expiry: an offset is never handed out twice,
     so a room's counter lives as long as its stored messages do (one field per room ever
-    used). The field ``OFFSETS_SEEDED`` says it was seeded from PostgreSQL (``chat.offsets``)."""
+    used). The field ``OFFSETS_SEEDED`` says it was seeded from PostgreSQL, and
+    ``OFFSETS_BASE`` where a room without a counter starts (``chat.offsets``)."""
     return key("offsets")
 
 
-OFFSETS_SEEDED = "~seeded"  # not a room name: rooms are [A-Za-z0-9_-]
+OFFSETS_SEEDED = "~seeded"  # not room names: rooms are [A-Za-z0-9_-]
+OFFSETS_BASE = "~base"
 
 
 def recent_messages(room: str) -> str:

@@ -1,5 +1,6 @@
 """The persistence side against the real PostgreSQL: idempotent, bad rows parked, bounded."""
 
+import io
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -7,9 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
+from chat import redis_store
 from chat.models import DeadLetter, Message
+from chat.offsets import RESEED_GAP
 from chat.persistence import store_batch
 from config.roles import Role
 from support.pgstat import connections_of
@@ -137,3 +141,16 @@ def test_the_pool_never_exceeds_its_bound_under_concurrent_batches(author):
     assert Message.objects.count() == threads * 5 * 100
     assert 1 <= peak <= bound
     wait_for(lambda: connections_of(Role.MANAGE) <= bound, 5, "connections to settle")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("flags", "gap"), [((), 0), (("--after-loss",), RESEED_GAP)])
+def test_seed_offsets_by_hand_raises_and_after_a_loss_starts_past_the_gap(author, flags, gap):
+    """An old snapshot's counters are there but lag: by hand, the operator says they were
+    lost (docs/operations.md); otherwise seeding only raises them to the stored maximum."""
+    room = f"seed-{uuid.uuid4().hex[:8]}"
+    store_batch([record(author, room, offset=17)])
+    call_command("seed_offsets", *flags, stdout=io.StringIO())
+    counter = redis_store.client().hget(redis_store.room_offsets(), room)
+    assert int(counter) == 17 + gap
+    redis_store.client().hdel(redis_store.room_offsets(), room, redis_store.OFFSETS_BASE)

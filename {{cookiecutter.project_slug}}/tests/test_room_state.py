@@ -7,6 +7,7 @@ import pytest
 
 from chat import offsets, presence, redis_store
 from chat.heartbeat import heartbeat
+from chat.offsets import RESEED_GAP
 from tests import broker
 from tests.communicator import connected, frames_until
 
@@ -53,6 +54,16 @@ async def test_offsets_count_up_per_room_and_come_with_every_message(ann, bob):
         await communicator.disconnect()
 
 
+@pytest.fixture
+def counters_lost_afterwards():
+    """A test that loses the counters leaves them started afresh (no gap) for the next
+    tests, whose rooms are new."""
+    yield
+    redis_store.client().delete(redis_store.room_offsets())
+    offsets.seed({})
+
+
+@pytest.mark.usefixtures("counters_lost_afterwards")
 async def test_no_offset_is_handed_out_until_lost_counters_are_seeded_again(ann, settings):
     """Redis lost the counters (a restart without persistence): restarting them at 1 would
     hand out numbers PostgreSQL already has, so senders hear "unavailable" until they are
@@ -69,11 +80,34 @@ async def test_no_offset_is_handed_out_until_lost_counters_are_seeded_again(ann,
     error = await ann_socket.receive_json_from(timeout=5)
     assert (error["type"], error["code"], error["id"]) == ("error", "unavailable", refused["id"])
 
-    offsets.seed({room: 41})  # PostgreSQL's highest offset in the room, say
+    offsets.seed({room: 41, "elsewhere": 7})  # PostgreSQL's highest offsets, say
     await ann_socket.send_json_to(refused)  # resent, same id, as the contract asks
     again = await frames_until(ann_socket, lambda f: any(x["type"] == "message" for x in f))
-    assert next(f["offset"] for f in again if f["type"] == "message") == 42
+    # Past a gap: messages accepted before the loss and not yet stored hold numbers above 41.
+    assert next(f["offset"] for f in again if f["type"] == "message") == 41 + RESEED_GAP + 1
     await ann_socket.disconnect()
+
+
+@pytest.mark.usefixtures("counters_lost_afterwards")
+async def test_after_a_loss_a_room_with_nothing_stored_starts_past_the_gap_too(ann):
+    """Its first messages may all be on their way to the worker, numbered from 1."""
+    redis_store.client().delete(redis_store.room_offsets())
+    offsets.seed({a_room(): 41})
+    room = a_room()
+    ann_socket = await connected(ann, room)
+    await ann_socket.send_json_to(send_frame("first after the loss"))
+    first = await frames_until(ann_socket, lambda f: any(x["type"] == "message" for x in f))
+    assert next(f["offset"] for f in first if f["type"] == "message") == RESEED_GAP + 1
+    await ann_socket.disconnect()
+
+
+def test_seeding_counters_that_are_there_only_raises_them():
+    """As every migrate does: no gap, no counter lowered."""
+    low, high = a_room(), a_room()
+    offsets.seed({low: 5, high: 50})  # the counters exist: this only raises them
+    offsets.seed({low: 9, high: 20})
+    counters = redis_store.client().hgetall(redis_store.room_offsets())
+    assert (int(counters[low]), int(counters[high])) == (9, 50)
 
 
 async def test_the_recent_window_is_bounded_in_length(ann, settings):
