@@ -44,6 +44,7 @@ SUITES = [
         },
         BASE_PYTHON,
         tool("uv"),
+        60,  # make soak, that many seconds (15 minutes by default; the figures need that)
         id=f"daphne-redis-django_pool-broker_redis-docker_y-py{PY_VERSION}-uv",
     ),
     pytest.param(
@@ -56,6 +57,7 @@ SUITES = [
         },
         PYTHON_313,
         "",  # no uv: pip
+        0,  # no soak: one is enough for the CI's time
         id="uvicorn-redis_pubsub-pgbouncer-broker_rabbitmq-docker_n-py313-pip",
     ),
 ]
@@ -64,8 +66,8 @@ TEST_TIMEOUT = 40 * 60
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("answers", "python", "uv"), SUITES)
-def test_baked_project_suite(tmp_path_factory, capsys, answers, python, uv):
+@pytest.mark.parametrize(("answers", "python", "uv", "soak_seconds"), SUITES)
+def test_baked_project_suite(tmp_path_factory, capsys, answers, python, uv, soak_seconds):
     if python is None or not Path(python).exists():
         why = f"no Python 3.13 here ({python or 'python3.13 is not on the PATH'}): set PYTHON313"
         if os.environ.get("CI") == "true":
@@ -86,10 +88,12 @@ def test_baked_project_suite(tmp_path_factory, capsys, answers, python, uv):
         # the tag (all the options) is too long for that, a digest of it is not.
         digest = hashlib.sha256(tag.encode()).hexdigest()[:10]
         slug = f"tpl_{digest}_r{redis_db}"
-        run_suite(tmp_path_factory, capsys, answers, python, uv, tag, slug, redis_db)
+        suite = (answers, python, uv, soak_seconds)
+        run_suite(tmp_path_factory, capsys, suite, tag, slug, redis_db)
 
 
-def run_suite(tmp_path_factory, capsys, answers, python, uv, tag, slug, redis_db):
+def run_suite(tmp_path_factory, capsys, suite, tag, slug, redis_db):
+    answers, python, uv, soak_seconds = suite
     workdir = tmp_path_factory.mktemp(f"{tag}-")
     project = bake(workdir, project_slug=slug, **answers)
     temproot = workdir / "tmp"
@@ -113,5 +117,14 @@ def run_suite(tmp_path_factory, capsys, answers, python, uv, tag, slug, redis_db
         with capsys.disabled():
             make("install", project, env, INSTALL_TIMEOUT, f"PYTHON={python}", f"UV={uv}")
             make("test", project, env, TEST_TIMEOUT)
+            if soak_seconds:
+                log = make("soak", project, env, TEST_TIMEOUT, f"SOAK_SECONDS={soak_seconds}")
+                print(soak_figures(log.read_text()), flush=True)
     finally:
         reset(dbname, redis_url)
+
+
+def soak_figures(log: str) -> str:
+    """The soak's table, from its "Soak:" line to the one naming its chart."""
+    table = log[log.index("Soak:") :]
+    return table[: table.index("\n", table.index("Samples and chart:"))]

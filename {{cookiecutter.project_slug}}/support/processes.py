@@ -77,6 +77,13 @@ def refusing_port() -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
 def procfile_command(name: str) -> str:
     for line in (PROJECT_DIR / "Procfile").read_text().splitlines():
         key, _, command = line.partition(":")
@@ -306,6 +313,91 @@ class PostgresServer:
         with contextlib.suppress(subprocess.SubprocessError):
             self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class RabbitMQServer:
+    """A RabbitMQ node of the test's own (its own node name, ports and data directory, no
+    plugins), from the machine's RabbitMQ (Debian's ``rabbitmq-server`` package), run as
+    the current user; ``guest`` may connect, from this machine only.
+
+    The fault tests stop and restart it; the shared broker is never touched. Its data (the
+    quorum queue and the batches in it) survive a restart, as a deployed node's do.
+    """
+
+    def __init__(self, directory: Path):
+        self.bindir = rabbitmq_binaries()
+        if self.bindir is None:
+            raise RuntimeError("No RabbitMQ server: apt-get install rabbitmq-server")
+        self.directory = directory
+        self.port = free_port()
+        self.node = f"fault{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        (directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (directory / "enabled_plugins").write_text("[].\n")
+        (directory / "rabbitmq-env.conf").write_text("")  # not the machine's node's
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+        }
+        self.start()
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.bindir / "rabbitmqctl"), "-n", self.node, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self):
+        self.log = open(self.directory / "server.log", "a")  # noqa: SIM115 (closed in stop())
+        self.popen = subprocess.Popen(
+            [str(self.bindir / "rabbitmq-server")],
+            cwd=self.directory,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+
+        def started() -> bool:  # await_startup fails at once until the node is registered
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"RabbitMQ node {self.node} exited: {self.directory}/log")
+            return self.ctl("await_startup", "--timeout", "10").returncode == 0
+
+        wait_for(started, 60, f"RabbitMQ node {self.node}", interval=0.2)
+
+    def stop(self, sig=signal.SIGTERM):
+        """SIGTERM: the node's own clean shutdown (``rabbitmqctl stop``). SIGKILL: a crash."""
+        if sig == signal.SIGTERM and self.popen.poll() is None:
+            self.ctl("stop")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(30)
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(30)
+        self.log.close()
+
+
+def rabbitmq_binaries() -> Path | None:
+    """Where RabbitMQ's own scripts are (Debian's, not the wrapper on the PATH that runs
+    them as the ``rabbitmq`` user), if this machine has RabbitMQ."""
+    debian = Path("/usr/lib/rabbitmq/bin")
+    if (debian / "rabbitmq-server").exists():
+        return debian
+    found = shutil.which("rabbitmq-server")
+    return Path(found).parent if found else None
 
 
 def server_binaries() -> Path | None:

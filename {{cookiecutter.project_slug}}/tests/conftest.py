@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
+from chat import mirrors, rooms
 from chat.identity import Identity, session_credential
 from chat.queue import PERSIST_TASK
-from support.processes import child_env, start_web
+from support.processes import RedisServer, child_env, start_web
 from tests import broker
 {%- if cookiecutter.db_pooling == "pgbouncer" %}
 
@@ -29,6 +30,20 @@ def redis_client():
     client = redis.Redis.from_url(settings.REDIS_URL)
     yield client
     client.close()
+
+
+def use_redis_of_its_own(settings, directory) -> RedisServer:
+    """Point ``REDIS_URL`` (sessions, identity records, the mirrors, the offset counters, the
+    pending store) at a new redis-server without persistence, for this test process (the
+    ``settings`` fixture undoes it), and fill the mirrors there as ``migrate`` does. The
+    caller stops the server."""
+    directory.mkdir()
+    server = RedisServer(directory, appendfsync=None)
+    settings.REDIS_URL = server.url
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    rooms.rebuild_mirror()
+    mirrors.seed_offsets()
+    return server
 
 
 @pytest.fixture

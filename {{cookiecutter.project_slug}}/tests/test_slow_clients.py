@@ -22,7 +22,7 @@ from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
 from chat import protocol, redis_store
-from support.processes import NO_RATE_LIMITS, child_env, sampling, start_web
+from support.processes import NO_RATE_LIMITS, child_env, rss_bytes, sampling, start_web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -31,12 +31,6 @@ DEAD_CLIENTS = 3
 RATE = 80  # messages per second: well within what one ASGI process fans out on 2 cores
 # Near CHAT_MAX_BODY, and 6 bytes a character as JSON escapes it: about 23 KB per frame.
 BODY = "\u4e00" * 3900
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
-    return int(line.split()[1]) * 1024
 
 
 def tiny_receive_buffer_socket(port: int) -> socket.socket:
