@@ -167,7 +167,7 @@ CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
 # The project was generated with one layer; CHANNEL_LAYER switches to the other without a
 # code change (the benchmark measures both).
 CHANNEL_LAYER_BACKENDS = {
-    "redis": "channels_redis.core.RedisChannelLayer",
+    "redis": "config.channel_layer.BoundedRedisChannelLayer",
     "redis_pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 CHANNEL_LAYER = env("CHANNEL_LAYER", default="{{ cookiecutter.channel_layer }}")
@@ -175,6 +175,14 @@ if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
     raise environ.ImproperlyConfigured(
         f"CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}, not {CHANNEL_LAYER!r}"
     )
+# The layer's Redis connections per event loop and shard. The core layer's pool waits up to
+# CHANNEL_LAYER_POOL_TIMEOUT for one when they are all busy (config/channel_layer.py); the
+# pub/sub layer's raises "Too many connections" instead, so its cap is high: it holds one
+# to subscribe and one per publish in flight.
+CHANNEL_LAYER_MAX_CONNECTIONS = env.int(
+    "CHANNEL_LAYER_MAX_CONNECTIONS", default=20 if CHANNEL_LAYER == "redis" else 1000
+)
+CHANNEL_LAYER_POOL_TIMEOUT = env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=5)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
@@ -185,10 +193,8 @@ CHANNEL_LAYERS = {
                     # redis-py 8 times reads out after 5 s by default, exactly as long as the
                     # layer's blocking pop waits (django/channels_redis#422): give it more.
                     "socket_timeout": 10,
-                    # ...and caps a pool at 100 connections, raising "Too many connections"
-                    # past that instead of waiting. The layer holds one per command in flight,
-                    # so a burst from a few hundred sockets needs more.
-                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    # Per event loop and shard, whatever the number of sockets.
+                    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
                 }
                 for url in CHANNEL_LAYER_URLS
             ],

@@ -1,0 +1,89 @@
+"""Redis connections, like PostgreSQL's, come from pools whose sizes are settings: an ASGI
+process holds no more of them for ten times the sockets.
+
+Django's cache keeps a client per async context and closes it only when a request finishes,
+which a WebSocket never does; read on the handshake, it held one Redis connection per socket
+(docs/architecture.md). Counted from outside, as an operator would: the process's TCP
+connections to Redis, from /proc.
+"""
+
+import asyncio
+import os
+import uuid
+from contextlib import suppress
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from support.processes import NO_RATE_LIMITS, child_env, start_web
+from tests.wsclient import Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+FEW, MANY = 30, 300
+ROOMS = 10
+
+
+def redis_connections(pid: int) -> int:
+    """Established TCP connections of process ``pid`` to Redis's port (Linux)."""
+    port = urlsplit(settings.REDIS_URL).port or 6379
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+                count += remote_port == port and state == "01" and inode in inodes
+    return count
+
+
+async def open_and_talk(base: str, users, numbers: range, rooms: list[str]) -> list[Client]:
+    """Sockets ``numbers`` (each user holds as many as the per-user cap allows), over
+    ``rooms``; then one message into each room, heard by every socket there: handshakes,
+    joins, presence, offsets, receipts, fan-out, all of them used."""
+    per_user = settings.CHAT_MAX_SOCKETS_PER_USER
+    clients = [Client(base, users[n // per_user], rooms[n % len(rooms)]) for n in numbers]
+    for batch in range(0, len(clients), 50):
+        await asyncio.gather(*(c.__aenter__() for c in clients[batch : batch + 50]))
+    senders = {c.url: c for c in clients}.values()  # one socket per room
+    ids = {c.url: await c.send("hello") for c in senders}
+    for client in clients:
+        await client.wait_until(
+            lambda frames, mine=ids[client.url]: mine in {f.get("id") for f in frames}
+        )
+    return clients
+
+
+def test_an_asgi_process_holds_no_more_redis_connections_for_ten_times_the_sockets(
+    make_user, persist_queue, tmp_path
+):
+    web, port = start_web(child_env(**NO_RATE_LIMITS), tmp_path / "web.log")
+    users = [make_user() for _ in range(MANY // settings.CHAT_MAX_SOCKETS_PER_USER + 1)]
+    rooms = [f"redis-conn-{uuid.uuid4().hex[:6]}-{n}" for n in range(ROOMS)]
+
+    async def scenario() -> tuple[int, int]:
+        base = f"ws://127.0.0.1:{port}"
+        few = await open_and_talk(base, users, range(FEW), rooms)
+        with_few = redis_connections(web.pid)
+        many = await open_and_talk(base, users, range(FEW, MANY), rooms)
+        with_many = redis_connections(web.pid)
+        for client in few + many:
+            await client.__aexit__(None, None, None)
+        return with_few, with_many
+
+    try:
+        with_few, with_many = asyncio.run(scenario())
+    finally:
+        web.stop()
+    print(
+        f"Redis connections of the ASGI process: {with_few} with {FEW} sockets, "
+        f"{with_many} with {MANY}"
+    )
+    assert with_many <= with_few + 2, (with_few, with_many)
