@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only comparison,scale,persistence,matrix]``.
+"""``python -m bench [--quick] [--only comparison,scale,persistence,matrix,knee,table,...]``.
 
 Runs against the PostgreSQL and Redis of the project's settings (``DATABASE_URL``,
 ``REDIS_URL``), in a database of its own. Stop ``make run`` first: its worker would take
@@ -14,7 +14,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCENARIOS = ("comparison", "scale", "persistence", "matrix")
+SCENARIOS = (
+    "comparison",
+    "scale",
+    "persistence",
+    "matrix",
+    "knee",
+    "table",
+    "wall",
+    "cluster",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -39,7 +48,7 @@ def main(argv=None) -> int:
 
     from django.conf import settings
 
-    from bench import report, scenarios, stack
+    from bench import report, scenarios, stack, wall
 
     began = time.monotonic()
 
@@ -50,7 +59,7 @@ def main(argv=None) -> int:
     sizes = scenarios.QUICK if args.quick else scenarios.FULL
     stack.use_bench_database()
     stack.empty_queue()
-    users = max(20, max(sizes.sockets, *sizes.scale) // 5)
+    users = max(20, max(sizes.sockets, *sizes.scale, sizes.table_sockets, sizes.wall_sockets) // 5)
     progress(f"logging in {users} users", head=True)
     cookies = stack.log_in_users(users)
     bench_stage = stack.Stage(args.out / "logs")
@@ -73,6 +82,8 @@ def main(argv=None) -> int:
         progress(f"scenario: {name}", head=True)
         if name == "persistence":
             results[name] = scenarios.persistence(bench_stage, sizes, progress)
+        elif name == "wall":
+            results[name] = wall.wall(bench_stage, sizes, cookies, progress)
         else:
             results[name] = getattr(scenarios, name)(bench_stage, sizes, cookies, progress)
     results["meta"]["seconds"] = round(time.monotonic() - began, 1)

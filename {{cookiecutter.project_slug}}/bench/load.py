@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 
 OPEN_BATCH = 50  # sockets opened at once
+# A design keeps up with an offered load while every frame arrives, once, with a fan-out
+# p99 under this, and no message is refused: its knee is the highest such load.
+KNEE_P99_MS = 250
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -98,17 +101,42 @@ class Socket:
         self.reader.cancel()
 
 
-async def open_sockets(
-    url: str, cookies: list[str], rooms: list[str], count: int, start: int = 0
+def sockets_for(
+    urls: str | list[str], cookies: list[str], rooms: list[str], count: int, start: int = 0
 ) -> list[Socket]:
-    """Sockets ``start``..``count-1``: socket n belongs to user n % users, room n % rooms."""
-    sockets = [
-        Socket(n, url, cookies[n % len(cookies)], rooms[n % len(rooms)], Tally())
+    """Sockets ``start``..``count-1``: socket n belongs to user n % users, room n % rooms,
+    and, with several servers, each room's sockets are spread over all of them."""
+    urls = [urls] if isinstance(urls, str) else urls
+    return [
+        Socket(
+            n,
+            urls[n // len(rooms) % len(urls)],
+            cookies[n % len(cookies)],
+            rooms[n % len(rooms)],
+            Tally(),
+        )
         for n in range(start, count)
     ]
+
+
+async def open_sockets(
+    urls: str | list[str], cookies: list[str], rooms: list[str], count: int, start: int = 0
+) -> list[Socket]:
+    """Open ``sockets_for(...)``, ``OPEN_BATCH`` at a time."""
+    sockets = sockets_for(urls, cookies, rooms, count, start)
     for first in range(0, len(sockets), OPEN_BATCH):
         await asyncio.gather(*(s.open() for s in sockets[first : first + OPEN_BATCH]))
     return sockets
+
+
+async def burst(
+    urls: list[str], cookies: list[str], rooms: list[str], count: int
+) -> tuple[list[Socket], int]:
+    """Open ``sockets_for(...)`` all at once: those that opened, and how many failed."""
+    sockets = sockets_for(urls, cookies, rooms, count)
+    outcomes = await asyncio.gather(*(s.open() for s in sockets), return_exceptions=True)
+    opened = [socket for socket, outcome in zip(sockets, outcomes, strict=True) if outcome is None]
+    return opened, len(sockets) - len(opened)
 
 
 def attach(sockets: list[Socket], tally: Tally) -> None:
@@ -168,3 +196,30 @@ def summary(tally: Tally) -> dict:
         "missing_frames": tally.expected - len(tally.deliveries),
         "errors": dict(tally.errors),
     }
+
+
+def holds(figures: dict) -> bool:
+    """Did a design keep up with a step's load (``KNEE_P99_MS``)?"""
+    p99 = figures["latency_p99_ms"]
+    return (
+        p99 is not None
+        and p99 <= KNEE_P99_MS
+        and figures["missing_frames"] == 0
+        and figures["duplicate_frames"] == 0
+        and not figures["errors"]
+    )
+
+
+def knees(rows: list[dict]) -> dict[str, float]:
+    """Each design's knee: the highest offered frames/s of a step that held (0: none did)."""
+    found: dict[str, float] = {}
+    for row in rows:
+        best = row["offered_frames_per_s"] if row["held"] else 0.0
+        found[row["design"]] = max(found.get(row["design"], 0.0), best)
+    return found
+
+
+def unbroken(rows: list[dict]) -> set[str]:
+    """Designs that held at every step: their knee is beyond the sweep, at least its top."""
+    broke = {row["design"] for row in rows if not row["held"]}
+    return {row["design"] for row in rows} - broke

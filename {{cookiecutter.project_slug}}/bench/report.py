@@ -1,9 +1,16 @@
-"""The results: markdown tables, the targets met or missed, a JSON file and a PNG chart."""
+"""The results: markdown tables, the targets met or missed, a JSON file and a PNG chart.
+
+Each scenario has its section (a markdown table), its targets and its panel of the chart,
+side by side below, in the order the report prints them.
+"""
 
 import json
 from pathlib import Path
 
+from bench.load import KNEE_P99_MS, knees, unbroken
 from bench.stack import DESIGN_NAMES
+
+VERDICTS = {True: "met", False: "**missed**", None: "inconclusive"}
 
 
 def cell(value, unit: str = "") -> str:
@@ -24,41 +31,530 @@ def ratio(numerator, denominator) -> float | None:
     return round(numerator / denominator, 2)
 
 
-def targets(results: dict) -> list[tuple[str, bool | None, str]]:
-    """(target, met?, measured) for each target of the benchmark that this run measured."""
-    out = []
+def lost(row: dict) -> str:
+    return f"{row['missing_frames']} / {cell(row['unstored'])}"
+
+
+def connections(row: dict) -> str:
+    return f"{row['web_peak']} + {row['worker_peak']}"
+
+
+def of_design(rows: list[dict], design: str) -> list[dict]:
+    return [row for row in rows if row["design"] == design]
+
+
+# 1. Comparison
+
+
+def comparison_section(rows: list[dict], results: dict) -> list[str]:
+    c = of_design(rows, "c")
+    return [
+        "### 1. Comparison (same offered load)",
+        table(
+            [
+                "design",
+                "sockets",
+                "offered msgs/s",
+                "delivered frames/s",
+                "fan-out p50 ms",
+                "fan-out p99 ms",
+                "PG conns ASGI (peak)",
+                "PG conns worker (peak)",
+                "stored",
+                "duplicates",
+                "lost (frames / unstored)",
+                "CPU s (ASGI / worker)",
+            ],
+            [
+                [
+                    DESIGN_NAMES[r["design"]],
+                    r["sockets"],
+                    r["offered_per_s"],
+                    r["delivered_per_s"],
+                    r["latency_p50_ms"],
+                    r["latency_p99_ms"],
+                    r["web_peak"],
+                    r["worker_peak"],
+                    r["stored"],
+                    r["duplicate_frames"],
+                    lost(r),
+                    f"{r['web_cpu_s']:g} / {r['worker_cpu_s']:g}",
+                ]
+                for r in rows
+            ],
+        ),
+        *(
+            f"Design (c): persist lag (send to `message.persisted`) p99 "
+            f"{cell(r['persist_lag_p99_ms'])} ms."
+            for r in c
+        ),
+    ]
+
+
+def comparison_targets(rows: list[dict], results: dict) -> list[tuple]:
+    by = {row["design"]: row for row in rows}
+    if not {"b", "c", "d"} <= by.keys():
+        return []
+    c, b, d = (by[k]["latency_p99_ms"] for k in "cbd")
+    vs_b, vs_d = ratio(b, c), ratio(c, d)
+    lag = by["c"]["persist_lag_p99_ms"]
+    return [
+        ("(c) fan-out p99 at least 10x lower than (b)", bool(vs_b and vs_b >= 10), f"{vs_b}x"),
+        ("(c) fan-out p99 within 1.3x of (d)", bool(vs_d and vs_d <= 1.3), f"{vs_d}x"),
+        ("persist lag p99 under 1 s", lag is not None and lag < 1000, f"{cell(lag)} ms"),
+    ]
+
+
+def comparison_panel(ax, rows: list[dict], results: dict) -> None:
+    labels = [r["design"] for r in rows]
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], [r["latency_p50_ms"] or 0 for r in rows], 0.4, label="p50")
+    ax.bar([i + 0.2 for i in x], [r["latency_p99_ms"] or 0 for r in rows], 0.4, label="p99")
+    ax.set_xticks(list(x), labels)
+    ax.set_yscale("log")
+    ax.set_title("1. Fan-out latency (ms, log) by design")
+    ax.legend()
+
+
+# 2. Scale
+
+
+def scale_section(rows: list[dict], results: dict) -> list[str]:
+    return [
+        "### 2. Scale of sockets (this project's design)",
+        table(
+            [
+                "sockets",
+                "PG conns ASGI (peak)",
+                "PG conns worker (peak)",
+                "ASGI RSS MiB",
+                "ASGI peak RSS MiB",
+                "offered msgs/s",
+                "delivered frames/s",
+                "fan-out p50 ms",
+                "fan-out p99 ms",
+                "lost (frames / unstored)",
+            ],
+            [
+                [
+                    r["sockets"],
+                    r["web_peak"],
+                    r["worker_peak"],
+                    r["rss_mb"],
+                    r["peak_rss_mb"],
+                    r["offered_per_s"],
+                    r["delivered_per_s"],
+                    r["latency_p50_ms"],
+                    r["latency_p99_ms"],
+                    lost(r),
+                ]
+                for r in rows
+            ],
+        ),
+    ]
+
+
+def scale_panel(ax, rows: list[dict], results: dict) -> None:
+    sockets = [r["sockets"] for r in rows]
+    ax.plot(sockets, [r["rss_mb"] for r in rows], "o-", label="ASGI RSS MiB")
+    ax.plot(sockets, [r["web_peak"] for r in rows], "s-", label="PG conns ASGI")
+    ax.plot(sockets, [r["worker_peak"] for r in rows], "^-", label="PG conns worker")
+    ax.set_xlabel("sockets")
+    ax.set_title("2. Scale of sockets")
+    ax.legend()
+
+
+# 3. Persistence
+
+
+def persistence_section(rows: list[dict], results: dict) -> list[str]:
+    return [
+        "### 3. Persistence throughput (preloaded queue, worker started after)",
+        table(
+            ["worker", "messages", "tasks", "stored msgs/s", "PG conns worker (peak)"],
+            [
+                [r["worker"], r["messages"], r["tasks"], r["stored_per_s"], r["worker_peak"]]
+                for r in rows
+            ],
+        ),
+    ]
+
+
+def persistence_targets(rows: list[dict], results: dict) -> list[tuple]:
     budget = results["meta"]["budget"]["worker"]
-    comparison = {row["design"]: row for row in results.get("comparison", [])}
-    loads = [comparison.get("c"), comparison.get("d"), *results.get("scale", [])]
-    loads += results.get("matrix", [])
-    loads = [row for row in loads if row]
-    if loads:
-        web = max(row["web_peak"] for row in loads)
-        worker = max(row["worker_peak"] for row in loads)
-        out.append(("ASGI process: 0 PostgreSQL connections", web == 0, f"peak {web}"))
-        out.append(
-            (f"worker side within its budget ({budget})", worker <= budget, f"peak {worker}")
+    batched, naive = rows[0], rows[-1]
+    speedup = ratio(batched["stored_per_s"], naive["stored_per_s"])
+    peak = max(row["worker_peak"] for row in rows)
+    return [
+        (
+            "persistence: at least 20x the one-task-per-message worker",
+            speedup is not None and speedup >= 20,
+            f"{speedup}x ({batched['stored_per_s']:g} vs {naive['stored_per_s']:g} msgs/s)",
+        ),
+        (f"persistence within the budget ({budget})", peak <= budget, f"peak {peak}"),
+    ]
+
+
+def persistence_panel(ax, rows: list[dict], results: dict) -> None:
+    ax.barh([r["worker"] for r in rows], [r["stored_per_s"] for r in rows])
+    ax.set_xlabel("stored msgs/s")
+    ax.set_title("3. Persistence throughput")
+
+
+# 4. Matrix
+
+
+def matrix_section(rows: list[dict], results: dict) -> list[str]:
+    return [
+        "### 4. Server and layer matrix (this project's design)",
+        table(
+            [
+                "server",
+                "layer",
+                "offered msgs/s",
+                "delivered frames/s",
+                "fan-out p50 ms",
+                "fan-out p99 ms",
+                "persist lag p99 ms",
+                "lost (frames / unstored)",
+                "ASGI peak RSS MiB",
+            ],
+            [
+                [
+                    r["server"],
+                    r["layer"],
+                    r["offered_per_s"],
+                    r["delivered_per_s"],
+                    r["latency_p50_ms"],
+                    r["latency_p99_ms"],
+                    r["persist_lag_p99_ms"],
+                    lost(r),
+                    r["peak_rss_mb"],
+                ]
+                for r in rows
+            ],
+        ),
+    ]
+
+
+def matrix_panel(ax, rows: list[dict], results: dict) -> None:
+    ax.bar([f"{r['server']}\n{r['layer']}" for r in rows], [r["latency_p99_ms"] or 0 for r in rows])
+    ax.set_ylabel("fan-out p99 ms")
+    ax.set_title("4. Server and layer (this project's design)")
+
+
+# 5. Knee
+
+
+def knee_section(rows: list[dict], results: dict) -> list[str]:
+    found, beyond = knees(rows), unbroken(rows)
+    return [
+        f"### 5. The knee (fan-out p99 under {KNEE_P99_MS} ms, nothing lost)",
+        table(
+            [
+                "design",
+                "knee: offered frames/s",
+                "each step: offered frames/s: p99 ms",
+                "client CPU (cores, peak)",
+            ],
+            [
+                [
+                    DESIGN_NAMES[design],
+                    f"{'at least ' if design in beyond else ''}{found[design]:g}",
+                    " / ".join(
+                        f"{r['offered_frames_per_s']:g}: {cell(r['latency_p99_ms'])}"
+                        + ("" if r["held"] else f" ({r['missing_frames']} lost)")
+                        for r in of_design(rows, design)
+                    ),
+                    max(r["client_cpu"] for r in of_design(rows, design)),
+                ]
+                for design in found
+            ],
+        ),
+    ]
+
+
+def knee_targets(rows: list[dict], results: dict) -> list[tuple]:
+    found, beyond = knees(rows), unbroken(rows)
+    out = []
+    for other, least, name in (("b", 2, "at least 2x (b)'s"), ("e", 0.8, "at least 80% of (e)'s")):
+        if not {"c", other} <= found.keys():
+            continue
+        times = ratio(found["c"], found[other])
+        met = times is not None and times >= least
+        # A design that never broke has its knee past the sweep: some verdicts still hold.
+        if (met and other in beyond) or (not met and "c" in beyond):
+            met = None
+        measured = f"{times}x ({found['c']:g} vs {found[other]:g} frames/s)"
+        if met is None:
+            measured += "; the sweep ended before a knee"
+        out.append((f"(c)'s knee {name}", met, measured))
+    return out
+
+
+def knee_panel(ax, rows: list[dict], results: dict) -> None:
+    for design in dict.fromkeys(r["design"] for r in rows):
+        steps = of_design(rows, design)
+        ax.plot(
+            [r["offered_frames_per_s"] for r in steps],
+            [r["latency_p99_ms"] or 0 for r in steps],
+            "o-",
+            label=f"({design})",
         )
-    if {"b", "c", "d"} <= comparison.keys():
-        c, b, d = (comparison[k]["latency_p99_ms"] for k in "cbd")
-        vs_b, vs_d = ratio(b, c), ratio(c, d)
-        out.append(("(c) fan-out p99 at least 10x lower than (b)", vs_b and vs_b >= 10, f"{vs_b}x"))
-        out.append(("(c) fan-out p99 within 1.3x of (d)", vs_d and vs_d <= 1.3, f"{vs_d}x"))
-        lag = comparison["c"]["persist_lag_p99_ms"]
-        out.append(("persist lag p99 under 1 s", lag is not None and lag < 1000, f"{cell(lag)} ms"))
-    persistence = results.get("persistence", [])
-    if persistence:
-        batched, naive = persistence[0], persistence[-1]
-        speedup = ratio(batched["stored_per_s"], naive["stored_per_s"])
-        out.append(
-            (
-                "persistence: at least 20x the one-task-per-message worker",
-                speedup is not None and speedup >= 20,
-                f"{speedup}x ({batched['stored_per_s']:g} vs {naive['stored_per_s']:g} msgs/s)",
-            )
+    ax.axhline(KNEE_P99_MS, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("offered frames/s")
+    ax.set_ylabel("fan-out p99 ms (log)")
+    ax.set_yscale("log")
+    ax.set_title("5. The knee: p99 against offered load")
+    ax.legend(fontsize="small")
+
+
+# 6. The article's table: the comparison's rows, these rows with more sockets, the knees
+
+
+def table_section(rows: list[dict], results: dict) -> list[str]:
+    runs = [r for r in results.get("comparison", []) if r["design"] in {x["design"] for x in rows}]
+    runs += rows
+    counts = sorted({r["sockets"] for r in runs})
+    by = {(r["design"], r["sockets"]): r for r in runs}
+    found = knees(results.get("knee", []))
+    fixed = next((r for r in runs if r["sockets"] == counts[0]), runs[0])
+    return [
+        "### 6. The comparison table, measured",
+        table(
+            [
+                "approach",
+                *(f"peak PG conns at {n} sockets (ASGI + worker)" for n in counts),
+                "knee: offered frames/s",
+                f"fan-out p99 ms at {fixed['offered_per_s']:g} msgs/s, {counts[0]} sockets",
+                "frames lost",
+            ],
+            [
+                [
+                    DESIGN_NAMES[design],
+                    *(connections(by[design, n]) if (design, n) in by else "n/a" for n in counts),
+                    cell(found.get(design)),
+                    cell(by[design, counts[0]]["latency_p99_ms"])
+                    if (design, counts[0]) in by
+                    else "n/a",
+                    sum(by[design, n]["missing_frames"] for n in counts if (design, n) in by),
+                ]
+                for design in dict.fromkeys(r["design"] for r in rows)
+            ],
+        ),
+    ]
+
+
+def table_targets(rows: list[dict], results: dict) -> list[tuple]:
+    budget = results["meta"]["budget"]["worker"]
+    c = of_design(rows, "c")
+    if not c:
+        return []
+    web, worker = max(r["web_peak"] for r in c), max(r["worker_peak"] for r in c)
+    return [
+        (
+            f"table: (c) holds 0 in the ASGI process, the worker within {budget}",
+            web == 0 and worker <= budget,
+            f"peaks {web} and {worker}",
         )
-        peak = max(row["worker_peak"] for row in persistence)
-        out.append((f"persistence within the budget ({budget})", peak <= budget, f"peak {peak}"))
+    ]
+
+
+def table_panel(ax, rows: list[dict], results: dict) -> None:
+    designs = list(dict.fromkeys(r["design"] for r in rows))
+    runs = [r for r in results.get("comparison", []) if r["design"] in designs] + rows
+    counts = sorted({r["sockets"] for r in runs})
+    by = {(r["design"], r["sockets"]): r for r in runs}
+    width = 0.8 / len(counts)
+    for i, n in enumerate(counts):
+        ax.bar(
+            [x + i * width for x in range(len(designs))],
+            [
+                by[d, n]["web_peak"] + by[d, n]["worker_peak"] if (d, n) in by else 0
+                for d in designs
+            ],
+            width,
+            label=f"{n} sockets",
+        )
+    ax.set_xticks([x + width * (len(counts) - 1) / 2 for x in range(len(designs))], designs)
+    ax.set_ylabel("peak PostgreSQL connections")
+    ax.set_title("6. The comparison table: connections by design")
+    ax.legend()
+
+
+# 7. The connection wall
+
+
+def wall_section(rows: list[dict], results: dict) -> list[str]:
+    first = rows[0]
+    return [
+        f"### 7. The connection wall (PostgreSQL max_connections = {first['max_connections']}, "
+        f"ASGI_THREADS = {first['threads']}, {first['sockets']} sockets at once, one message "
+        "each)",
+        table(
+            [
+                "design",
+                "server processes",
+                "peak PG conns (ASGI + worker)",
+                '"too many clients" refusals',
+                "handshakes failed",
+                "messages not stored",
+                "frames missing",
+                "error frames",
+            ],
+            [
+                [
+                    DESIGN_NAMES[r["design"]],
+                    r["processes"],
+                    connections(r),
+                    r["refusals"],
+                    r["handshakes_failed"],
+                    f"{cell(r['unstored'])} of {r['sent']}",
+                    r["missing_frames"],
+                    ", ".join(f"{code}: {n}" for code, n in r["errors"].items()) or "none",
+                ]
+                for r in rows
+            ],
+        ),
+    ]
+
+
+def wall_targets(rows: list[dict], results: dict) -> list[tuple]:
+    budget = results["meta"]["budget"]["worker"]
+    c = of_design(rows, "c")
+    if not c:
+        return []
+    web, worker = max(r["web_peak"] for r in c), max(r["worker_peak"] for r in c)
+    failed = sum(r["unstored"] + r["handshakes_failed"] + r["missing_frames"] for r in c)
+    counts = ", ".join(str(r["processes"]) for r in c)
+    return [
+        (
+            f"wall: (c) holds 0 in the ASGI processes, the worker within {budget}, nothing "
+            f"lost, at K = {counts}",
+            web == 0 and worker <= budget and failed == 0,
+            f"peaks {web} and {worker}, {failed} lost",
+        )
+    ]
+
+
+def wall_panel(ax, rows: list[dict], results: dict) -> None:
+    for design in dict.fromkeys(r["design"] for r in rows):
+        runs = of_design(rows, design)
+        ax.plot(
+            [r["processes"] for r in runs],
+            [r["web_peak"] + r["worker_peak"] for r in runs],
+            "o-",
+            label=f"({design})",
+        )
+    ax.axhline(rows[0]["max_connections"], color="red", linestyle="--", label="max_connections")
+    ax.set_xlabel("server processes (K)")
+    ax.set_ylabel("peak PostgreSQL connections")
+    ax.set_title("7. The connection wall")
+    ax.legend(fontsize="small")
+
+
+# 8. Past one process
+
+
+def with_single(rows: list[dict], results: dict) -> list[dict]:
+    """The comparison's run of (c), on one process and one Redis, then these."""
+    return of_design(results.get("comparison", []), "c") + rows
+
+
+def cluster_section(rows: list[dict], results: dict) -> list[str]:
+    return [
+        "### 8. Past one process (this project's design)",
+        table(
+            [
+                "server processes",
+                "channel-layer shards",
+                "sockets",
+                "offered msgs/s",
+                "delivered frames/s",
+                "fan-out p50 ms",
+                "fan-out p99 ms",
+                "frames missing / twice / unstored",
+                "peak PG conns (ASGI + worker)",
+            ],
+            [
+                [
+                    r.get("processes", 1),
+                    r.get("shards", 1),
+                    r["sockets"],
+                    r["offered_per_s"],
+                    r["delivered_per_s"],
+                    r["latency_p50_ms"],
+                    r["latency_p99_ms"],
+                    f"{r['missing_frames']} / {r['duplicate_frames']} / {cell(r['unstored'])}",
+                    connections(r),
+                ]
+                for r in with_single(rows, results)
+            ],
+        ),
+    ]
+
+
+def cluster_targets(rows: list[dict], results: dict) -> list[tuple]:
+    return [
+        (
+            f"{r['processes']} processes, {r['shards']} shards: every member gets every "
+            "message, all stored, 0 connections in the ASGI processes",
+            r["missing_frames"] == r["duplicate_frames"] == r["unstored"] == r["web_peak"] == 0,
+            f"{r['missing_frames']} frames missing, {r['duplicate_frames']} twice, "
+            f"{r['unstored']} unstored, peak {r['web_peak']}",
+        )
+        for r in rows
+    ]
+
+
+def cluster_panel(ax, rows: list[dict], results: dict) -> None:
+    runs = with_single(rows, results)
+    labels = [f"{r.get('processes', 1)} process(es)\n{r.get('shards', 1)} shard(s)" for r in runs]
+    ax.bar(labels, [r["latency_p99_ms"] or 0 for r in runs])
+    ax.set_ylabel("fan-out p99 ms")
+    ax.set_title("8. Past one process (this project's design)")
+
+
+def none(rows: list[dict], results: dict) -> list:
+    return []
+
+
+# scenario: (section, targets, chart panel), in the report's order
+SCENARIOS = {
+    "comparison": (comparison_section, comparison_targets, comparison_panel),
+    "scale": (scale_section, none, scale_panel),
+    "persistence": (persistence_section, persistence_targets, persistence_panel),
+    "matrix": (matrix_section, none, matrix_panel),
+    "knee": (knee_section, knee_targets, knee_panel),
+    "table": (table_section, table_targets, table_panel),
+    "wall": (wall_section, wall_targets, wall_panel),
+    "cluster": (cluster_section, cluster_targets, cluster_panel),
+}
+
+
+def connection_targets(results: dict) -> list[tuple]:
+    """Zero in the ASGI process and the worker within budget, over every load on (c)."""
+    budget = results["meta"]["budget"]["worker"]
+    loads = of_design(results.get("comparison", []), "c")
+    loads += of_design(results.get("comparison", []), "d")
+    loads += results.get("scale", []) + results.get("matrix", [])
+    if not loads:
+        return []
+    web = max(row["web_peak"] for row in loads)
+    worker = max(row["worker_peak"] for row in loads)
+    return [
+        ("ASGI process: 0 PostgreSQL connections", web == 0, f"peak {web}"),
+        (f"worker side within its budget ({budget})", worker <= budget, f"peak {worker}"),
+    ]
+
+
+def targets(results: dict) -> list[tuple[str, bool | None, str]]:
+    """(target, met?, measured) for each target of the benchmark that this run measured;
+    met is None when the run cannot tell."""
+    out = connection_targets(results)
+    for name, (_, check, _) in SCENARIOS.items():
+        if results.get(name):
+            out += check(results[name], results)
     return out
 
 
@@ -71,133 +567,19 @@ def markdown(results: dict) -> str:
         f"Load average (1, 5, 15 min) at start {meta['load_average_at_start']}, "
         f"at end {meta['load_average_at_end']}; took {meta['seconds']:g} s.",
     ]
-    if results.get("comparison"):
-        rows = [
-            [
-                DESIGN_NAMES[r["design"]],
-                r["sockets"],
-                r["offered_per_s"],
-                r["delivered_per_s"],
-                r["latency_p50_ms"],
-                r["latency_p99_ms"],
-                r["web_peak"],
-                r["worker_peak"],
-                r["stored"],
-                r["duplicate_frames"],
-                f"{r['missing_frames']} / {cell(r['unstored'])}",
-                f"{r['web_cpu_s']:g} / {r['worker_cpu_s']:g}",
-            ]
-            for r in results["comparison"]
-        ]
-        parts += [
-            "### 1. Comparison (same offered load)",
-            table(
-                [
-                    "design",
-                    "sockets",
-                    "offered msgs/s",
-                    "delivered frames/s",
-                    "fan-out p50 ms",
-                    "fan-out p99 ms",
-                    "PG conns ASGI (peak)",
-                    "PG conns worker (peak)",
-                    "stored",
-                    "duplicates",
-                    "lost (frames / unstored)",
-                    "CPU s (ASGI / worker)",
-                ],
-                rows,
-            ),
-        ]
-        c = next(r for r in results["comparison"] if r["design"] == "c")
-        parts.append(
-            f"Design (c): persist lag (send to `message.persisted`) p99 "
-            f"{cell(c['persist_lag_p99_ms'])} ms."
-        )
-    if results.get("scale"):
-        rows = [
-            [
-                r["sockets"],
-                r["web_peak"],
-                r["worker_peak"],
-                r["rss_mb"],
-                r["peak_rss_mb"],
-                r["offered_per_s"],
-                r["delivered_per_s"],
-                r["latency_p50_ms"],
-                r["latency_p99_ms"],
-                f"{r['missing_frames']} / {r['unstored']}",
-            ]
-            for r in results["scale"]
-        ]
-        parts += [
-            "### 2. Scale of sockets (this project's design)",
-            table(
-                [
-                    "sockets",
-                    "PG conns ASGI (peak)",
-                    "PG conns worker (peak)",
-                    "ASGI RSS MiB",
-                    "ASGI peak RSS MiB",
-                    "offered msgs/s",
-                    "delivered frames/s",
-                    "fan-out p50 ms",
-                    "fan-out p99 ms",
-                    "lost (frames / unstored)",
-                ],
-                rows,
-            ),
-        ]
-    if results.get("persistence"):
-        rows = [
-            [r["worker"], r["messages"], r["tasks"], r["stored_per_s"], r["worker_peak"]]
-            for r in results["persistence"]
-        ]
-        parts += [
-            "### 3. Persistence throughput (preloaded queue, worker started after)",
-            table(["worker", "messages", "tasks", "stored msgs/s", "PG conns worker (peak)"], rows),
-        ]
-    if results.get("matrix"):
-        rows = [
-            [
-                r["server"],
-                r["layer"],
-                r["offered_per_s"],
-                r["delivered_per_s"],
-                r["latency_p50_ms"],
-                r["latency_p99_ms"],
-                r["persist_lag_p99_ms"],
-                f"{r['missing_frames']} / {r['unstored']}",
-                r["peak_rss_mb"],
-            ]
-            for r in results["matrix"]
-        ]
-        parts += [
-            "### 4. Server and layer matrix (this project's design)",
-            table(
-                [
-                    "server",
-                    "layer",
-                    "offered msgs/s",
-                    "delivered frames/s",
-                    "fan-out p50 ms",
-                    "fan-out p99 ms",
-                    "persist lag p99 ms",
-                    "lost (frames / unstored)",
-                    "ASGI peak RSS MiB",
-                ],
-                rows,
-            ),
-        ]
+    for name, (section, _, _) in SCENARIOS.items():
+        if results.get(name):
+            parts += section(results[name], results)
     checks = targets(results)
     if checks:
-        rows = [[name, "met" if ok else "**missed**", measured] for name, ok, measured in checks]
+        rows = [[name, VERDICTS[met], measured] for name, met, measured in checks]
         parts += ["### Targets", table(["target", "result", "measured"], rows)]
     return "\n\n".join(parts) + "\n"
 
 
 def chart(results: dict, path: Path) -> bool:
-    """A PNG of the headline figures; False if matplotlib (the bench extra) is missing."""
+    """A PNG with one panel per scenario run; False if matplotlib (the bench extra) is
+    missing."""
     try:
         import matplotlib
 
@@ -205,41 +587,15 @@ def chart(results: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    if comparison := results.get("comparison"):
-        ax = axes[0][0]
-        labels = [r["design"] for r in comparison]
-        x = range(len(labels))
-        ax.bar(
-            [i - 0.2 for i in x], [r["latency_p50_ms"] or 0 for r in comparison], 0.4, label="p50"
-        )
-        ax.bar(
-            [i + 0.2 for i in x], [r["latency_p99_ms"] or 0 for r in comparison], 0.4, label="p99"
-        )
-        ax.set_xticks(list(x), labels)
-        ax.set_yscale("log")
-        ax.set_title("1. Fan-out latency (ms, log) by design")
-        ax.legend()
-    if scale_rows := results.get("scale"):
-        ax = axes[0][1]
-        sockets = [r["sockets"] for r in scale_rows]
-        ax.plot(sockets, [r["rss_mb"] for r in scale_rows], "o-", label="ASGI RSS MiB")
-        ax.plot(sockets, [r["web_peak"] for r in scale_rows], "s-", label="PG conns ASGI")
-        ax.plot(sockets, [r["worker_peak"] for r in scale_rows], "^-", label="PG conns worker")
-        ax.set_xlabel("sockets")
-        ax.set_title("2. Scale of sockets")
-        ax.legend()
-    if persistence := results.get("persistence"):
-        ax = axes[1][0]
-        ax.barh([r["worker"] for r in persistence], [r["stored_per_s"] for r in persistence])
-        ax.set_xlabel("stored msgs/s")
-        ax.set_title("3. Persistence throughput")
-    if matrix := results.get("matrix"):
-        ax = axes[1][1]
-        labels = [f"{r['server']}\n{r['layer']}" for r in matrix]
-        ax.bar(labels, [r["latency_p99_ms"] or 0 for r in matrix])
-        ax.set_ylabel("fan-out p99 ms")
-        ax.set_title("4. Server and layer (this project's design)")
+    ran = [name for name in SCENARIOS if results.get(name)]
+    if not ran:
+        return False
+    rows = -(-len(ran) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, ran, strict=False):
+        SCENARIOS[name][2](ax, results[name], results)
+    for ax in list(axes.flat)[len(ran) :]:
+        ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,16 +1,24 @@
-"""The four scenarios of the benchmark. Each returns rows of figures (dicts) for the report.
+"""The scenarios of the benchmark. Each returns rows of figures (dicts) for the report.
 
 1. comparison: the same offered load on designs (a) to (d);
 2. scale: more and more sockets on the project's design;
 3. persistence: a preloaded queue drained by the worker, batched vs one task per message;
-4. matrix: daphne vs uvicorn, and the core vs pub/sub Redis layer, on the project's design.
+4. matrix: daphne vs uvicorn, and the core vs pub/sub Redis layer, on the project's design;
+5. knee: a rising offered load on every design, until it no longer keeps up;
+6. table: the rows of the article's comparison table, with 1,000 sockets;
+7. wall: every design against a PostgreSQL with few connections (``bench.wall``);
+8. cluster: the project's design on two server processes and a sharded channel layer.
 """
 
 import asyncio
+import shutil
+import signal
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -32,12 +40,14 @@ from bench.stack import (
 from chat.models import Message
 from chat.queue import PERSIST_TASK
 from config.celery import app
+from support.processes import RedisServer
 
 LAYERS = ("redis", "redis_pubsub")
 
 
 @dataclass(frozen=True)
 class Sizes:
+    designs: str  # the comparison's, one letter each (bench.stack.DESIGNS)
     sockets: int  # comparison and matrix
     rooms: int
     rate: float  # messages a second, over all sockets
@@ -51,10 +61,83 @@ class Sizes:
     batch_size: int  # messages per task when batched
     matrix_duration: float
     warmup: float  # seconds of the same load before each measured run, for every design
+    knee_designs: str
+    knee_rates: tuple[float, ...]  # offered messages a second, step after step
+    knee_step: float  # seconds of sending per step
+    knee_settle: float  # seconds after a step for its last frames: later is lost
+    table_designs: str  # the article's rows, at the comparison's load with more sockets
+    table_sockets: int  # 10 per room
+    table_duration: float
+    wall_designs: str
+    wall_processes: tuple[int, ...]  # K, server processes per design
+    wall_sockets: int  # opened at once, then each sends one message at once
+    wall_threads: int  # ASGI_THREADS of each server process
+    wall_max_connections: int  # of the wall's own PostgreSQL
+    wall_settle: float
+    cluster_shards: int  # redis-servers of the channel layer, for 2 server processes
 
 
-FULL = Sizes(200, 20, 100, 15, 20, (100, 500, 1000), 50, 5, 20000, 2000, 100, 10, 3)
-QUICK = Sizes(100, 10, 50, 4, 10, (100, 300), 50, 3, 4000, 400, 100, 4, 1)
+FULL = Sizes(
+    designs="abcdefgh",
+    sockets=200,
+    rooms=20,
+    rate=100,
+    duration=15,
+    settle=20,
+    scale=(100, 500, 1000),
+    scale_rate=50,
+    scale_duration=5,
+    batched=20000,
+    naive=2000,
+    batch_size=100,
+    matrix_duration=10,
+    warmup=3,
+    knee_designs="abcdefgh",
+    knee_rates=(50, 75, 110, 170, 250, 380, 570, 850, 1280),
+    knee_step=4,
+    knee_settle=3,
+    table_designs="abfghc",
+    table_sockets=1000,
+    table_duration=5,
+    wall_designs="abfghc",
+    wall_processes=(1, 2, 4),
+    wall_sockets=1000,
+    # Python's default pool on a machine of 28 cores or more (min(32, cores + 4)).
+    wall_threads=32,
+    wall_max_connections=30,
+    wall_settle=20,
+    cluster_shards=3,
+)
+QUICK = Sizes(
+    designs="abcd",
+    sockets=100,
+    rooms=10,
+    rate=50,
+    duration=4,
+    settle=10,
+    scale=(100, 300),
+    scale_rate=50,
+    scale_duration=3,
+    batched=4000,
+    naive=400,
+    batch_size=100,
+    matrix_duration=4,
+    warmup=1,
+    knee_designs="ce",
+    knee_rates=(25, 50, 100),
+    knee_step=2,
+    knee_settle=3,
+    table_designs="fghc",
+    table_sockets=200,
+    table_duration=2,
+    wall_designs="bc",
+    wall_processes=(2,),
+    wall_sockets=200,
+    wall_threads=32,
+    wall_max_connections=30,
+    wall_settle=10,
+    cluster_shards=3,
+)
 
 
 def budget() -> dict:
@@ -71,51 +154,58 @@ def load_run(
     layer: str | None = None,
     duration: float | None = None,
     worker=None,
+    rate: float | None = None,
+    processes: int = 1,
+    env: dict | None = None,
 ) -> dict:
-    """One server process, ``sizes.sockets`` sockets, the offered load; its figures."""
+    """``processes`` server processes (one by default; ``env`` adds to their environment),
+    ``sizes.sockets`` sockets spread over them, the offered load; its figures."""
     server = server or default_server()
     layer = layer or settings.CHANNEL_LAYER
     duration = duration or sizes.duration
+    rate = rate or sizes.rate
     rooms = [f"bench-{design}-{server}-{layer}-{n}" for n in range(sizes.rooms)]
     tally = load.Tally()
-    persisting = DESIGNS[design][2]
+    persisting = DESIGNS[design].persists
 
     async def drive():
-        sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
+        sockets = await load.open_sockets(urls, cookies, rooms, sizes.sockets)
         # A warm-up at the same load, not counted: first connections, first tasks, caches.
         progress(f"{len(sockets)} sockets open; warming up for {sizes.warmup:g} s")
         warmup = load.Tally()
         load.attach(sockets, warmup)
-        await load.offer(sockets, sizes.rate, sizes.warmup, progress)
+        await load.offer(sockets, rate, sizes.warmup, progress)
         await load.settle(warmup, want_persisted=persisting, within=sizes.settle)
         load.attach(sockets, tally)
-        progress(f"sending {sizes.rate:g}/s for {duration:g} s")
-        await load.offer(sockets, sizes.rate, duration, progress)
+        progress(f"sending {rate:g}/s for {duration:g} s")
+        await load.offer(sockets, rate, duration, progress)
         settled = await load.settle(tally, want_persisted=persisting, within=sizes.settle)
         for socket in sockets:
             await socket.close()
         return settled
 
     empty_messages()
-    web, url = stage.server(server, design, layer)
+    started = stage.servers(server, design, processes, layer, env=env)
+    webs, urls = [web for web, _ in started], [url for _, url in started]
     worker_cpu = cpu_seconds(worker.pid) if worker else 0.0
     try:
-        web_cpu = cpu_seconds(web.pid)
+        web_cpu = sum(cpu_seconds(web.pid) for web in webs)
         with ConnectionWatch(connection.settings_dict) as watch:
             settled = asyncio.run(drive())
-        memory = rss_mb(web.pid)
-        web_cpu = cpu_seconds(web.pid) - web_cpu
+        memory = rss_mb(webs[0].pid)
+        web_cpu = sum(cpu_seconds(web.pid) for web in webs) - web_cpu
     finally:
-        web.stop()
+        stage.stop(*webs)
     worker_cpu = cpu_seconds(worker.pid) - worker_cpu if worker else 0.0
     figures = load.summary(tally)
-    stored_count = None if design == "d" else stored(tally.sent)
+    stored_count = stored(tally.sent) if DESIGNS[design].stores else None
     return {
         "design": design,
         "server": server,
         "layer": layer,
         "sockets": sizes.sockets,
         "rooms": sizes.rooms,
+        "processes": processes,
         **figures,
         "settled": settled,
         "stored": stored_count,
@@ -134,16 +224,17 @@ def comparison(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list
     rows = {}
     # (c) last, with a worker started for it alone: an idle worker holds no connection,
     # but one that has stored a batch keeps it, and would show up in the other rows.
-    for design in "abd":
+    for design in sizes.designs.replace("c", ""):
         progress(f"design {design}", head=True)
         rows[design] = load_run(stage, sizes, cookies, design, progress)
-    progress("design c", head=True)
-    worker = stage.worker()
-    try:
-        rows["c"] = load_run(stage, sizes, cookies, "c", progress, worker=worker)
-    finally:
-        worker.stop()
-    return [rows[design] for design in "abcd"]
+    if "c" in sizes.designs:
+        progress("design c", head=True)
+        worker = stage.worker()
+        try:
+            rows["c"] = load_run(stage, sizes, cookies, "c", progress, worker=worker)
+        finally:
+            worker.stop()
+    return [rows[design] for design in sorted(rows)]
 
 
 def scale(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
@@ -181,7 +272,7 @@ def scale(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict
     try:
         asyncio.run(drive())
     finally:
-        web.stop()
+        stage.stop(web)
         worker.stop()
     return [row | {"unstored": row["sent"] - stored(sent)} for row, sent in rows]
 
@@ -288,3 +379,125 @@ def matrix(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dic
         finally:
             worker.stop()
     return rows
+
+
+def knee(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
+    """Every design in turn, the same sockets, the offered load raised step by step until
+    the design no longer keeps up (``load.holds``). One row per step; the last step that held
+    is the design's knee."""
+    rows = []
+    for design in sizes.knee_designs:
+        progress(f"design {design}", head=True)
+        worker = stage.worker() if DESIGNS[design].persists else None
+        try:
+            rows += sweep(stage, sizes, cookies, design, progress)
+        finally:
+            if worker:
+                worker.stop()
+    return rows
+
+
+def sweep(stage: Stage, sizes: Sizes, cookies: list[str], design: str, progress) -> list[dict]:
+    rooms = [f"bench-knee-{design}-{n}" for n in range(sizes.rooms)]
+    per_room = sizes.sockets / sizes.rooms
+    steps = []
+
+    async def drive():
+        sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
+        warmup = load.Tally()
+        load.attach(sockets, warmup)
+        await load.offer(sockets, sizes.knee_rates[0], sizes.warmup, lambda text: None)
+        await load.settle(warmup, want_persisted=False, within=sizes.settle)
+        for rate in sizes.knee_rates:
+            tally = load.Tally()
+            load.attach(sockets, tally)
+            # The clients share the machine: their own CPU says when they, not the server,
+            # were the limit (a whole core).
+            client_cpu, web_cpu = time.process_time(), cpu_seconds(web.pid)
+            await load.offer(sockets, rate, sizes.knee_step, lambda text: None)
+            await load.settle(tally, want_persisted=False, within=sizes.knee_settle)
+            figures = load.summary(tally)
+            held = load.holds(figures)
+            steps.append(
+                {
+                    "design": design,
+                    "rate": rate,
+                    "offered_frames_per_s": round(figures["offered_per_s"] * per_room, 1),
+                    **figures,
+                    "held": held,
+                    "client_cpu": round((time.process_time() - client_cpu) / sizes.knee_step, 2),
+                    "web_cpu": round((cpu_seconds(web.pid) - web_cpu) / sizes.knee_step, 2),
+                }
+            )
+            progress(
+                f"{rate:g} msgs/s ({steps[-1]['offered_frames_per_s']:g} frames/s): p99 "
+                f"{figures['latency_p99_ms']} ms, {figures['missing_frames']} lost, "
+                f"{'held' if held else 'did not hold'}"
+            )
+            if not held:
+                break
+        for socket in sockets:
+            await socket.close()
+
+    if DESIGNS[design].stores:
+        empty_messages()
+    web, url = stage.server(default_server(), design)
+    try:
+        asyncio.run(drive())
+    finally:
+        stage.stop(web)
+    return steps
+
+
+def table(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
+    """The article's rows with more sockets (10 per room) than the comparison, at its offered
+    load: peak PostgreSQL connections, handshakes included. The report sets them beside the
+    comparison's rows and the knees."""
+    rows = []
+    more = replace(sizes, sockets=sizes.table_sockets, rooms=sizes.table_sockets // 10)
+    for design in sizes.table_designs:
+        progress(f"design {design}, {more.sockets} sockets", head=True)
+        worker = stage.worker() if DESIGNS[design].persists else None
+        try:
+            rows.append(
+                load_run(
+                    stage,
+                    more,
+                    cookies,
+                    design,
+                    progress,
+                    duration=sizes.table_duration,
+                    worker=worker,
+                )
+            )
+        finally:
+            if worker:
+                worker.stop()
+    return rows
+
+
+def cluster(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
+    """Past one process: the project's design on two server processes, each room's sockets
+    on both, the channel layer sharded over redis-servers of the benchmark's own
+    (``CHANNEL_LAYER_URLS``), at the comparison's load. Every member must get every
+    message, whichever process holds its socket."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-shards-"))
+    shards = []
+    try:
+        for n in range(sizes.cluster_shards):
+            (directory / str(n)).mkdir()
+            shards.append(RedisServer(directory / str(n), appendfsync=None))
+        env = {"CHANNEL_LAYER_URLS": ",".join(shard.url for shard in shards)}
+        progress(f"2 server processes, {len(shards)} channel-layer shards", head=True)
+        worker = stage.worker(env=env)
+        try:
+            row = load_run(
+                stage, sizes, cookies, "c", progress, worker=worker, processes=2, env=env
+            )
+        finally:
+            worker.stop()
+    finally:
+        for shard in shards:
+            shard.stop(signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+    return [row | {"shards": len(shards)}]

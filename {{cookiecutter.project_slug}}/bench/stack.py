@@ -7,6 +7,7 @@ Procfile, because the benchmark also runs the server the project was not generat
 """
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -19,31 +20,71 @@ from django.test import Client
 from chat.models import Message
 from chat.queue import PERSIST_TASK
 from support import processes
-from support.processes import Process, procfile_command, start_web, start_worker
+from support.processes import (
+    PgBouncer,
+    Process,
+    database_url,
+    procfile_command,
+    start_web,
+    start_worker,
+)
 
 SERVERS = {
     "daphne": "daphne --bind 127.0.0.1 --port $PORT {app}",
     "uvicorn": "uvicorn {app} --host 127.0.0.1 --port $PORT --ws-max-size 65536",
 }
-# The designs of the comparison: (ASGI application, settings module, needs the worker,
-# environment of their own).
+
+
+@dataclass(frozen=True)
+class Design:
+    """One design the benchmark runs: its ASGI application and settings, whether it needs
+    the worker, environment of its own, and whether it reaches PostgreSQL through pgbouncer."""
+
+    name: str
+    app: str
+    settings: str = "bench.peers.settings"
+    persists: bool = False  # needs the worker, which sends message.persisted
+    stores: bool = True  # its messages end up in PostgreSQL, and are counted there
+    env: dict = field(default_factory=dict)
+    pgbouncer: bool = False
+
+
 DESIGNS = {
-    "a": ("bench.peers.asgi:sync_orm", "bench.peers.settings", False, {}),
-    "b": ("bench.peers.asgi:async_orm", "bench.peers.settings", False, {}),
-    "c": ("config.asgi:application", "config.settings", True, {}),
-    "d": (
-        "config.asgi:application",
-        "config.settings",
-        False,
-        {"CHAT_HANDOFF_PUBLISHER": "bench.ceiling.publish_nowhere"},
-    ),
+    design.name[1]: design
+    for design in (
+        Design("(a) WebsocketConsumer + ORM in the consumer", "bench.peers.asgi:sync_orm"),
+        Design(
+            "(b) AsyncWebsocketConsumer + database_sync_to_async(thread_sensitive=False)",
+            "bench.peers.asgi:async_orm",
+        ),
+        Design("(c) this project", "config.asgi:application", "config.settings", persists=True),
+        Design(
+            "(d) this project, persistence off (ceiling)",
+            "config.asgi:application",
+            "config.settings",
+            stores=False,
+            env={"CHAT_HANDOFF_PUBLISHER": "bench.ceiling.publish_nowhere"},
+        ),
+        Design(
+            "(e) bare Channels consumer: group_send only", "bench.peers.asgi:bare", stores=False
+        ),
+        Design(
+            "(f) (b) + close_old_connections() / connection.close() around each ORM call",
+            "bench.peers.asgi:manual_close",
+        ),
+        Design(
+            "(g) (b) + Django's pool in the ASGI process (max_size 20)",
+            "bench.peers.asgi:async_orm",
+            "bench.peers.pooled",
+        ),
+        Design(
+            "(h) (b) + pgbouncer, transaction mode (20 server connections)",
+            "bench.peers.asgi:async_orm",
+            pgbouncer=True,
+        ),
+    )
 }
-DESIGN_NAMES = {
-    "a": "(a) WebsocketConsumer + ORM in the consumer",
-    "b": "(b) AsyncWebsocketConsumer + database_sync_to_async(thread_sensitive=False)",
-    "c": "(c) this project",
-    "d": "(d) this project, persistence off (ceiling)",
-}
+DESIGN_NAMES = {key: design.name for key, design in DESIGNS.items()}
 PASSWORD_NEVER_USED = "!"  # an unusable password hash: sessions come from force_login
 
 
@@ -130,19 +171,66 @@ class Stage:
     def __init__(self, logs: Path):
         self.logs = logs
         logs.mkdir(parents=True, exist_ok=True)
+        # A design's pgbouncer lives as long as its server: the server connections it keeps
+        # would otherwise be counted in the next design's figures.
+        self.pgbouncer: PgBouncer | None = None
+
+    def servers(
+        self,
+        server: str,
+        design: str,
+        count: int = 1,
+        layer: str | None = None,
+        database: dict | None = None,
+        env: dict | None = None,
+    ) -> list[tuple[Process, str]]:
+        """``count`` server processes of a design, and their URLs; ``database`` (a
+        ``DATABASES`` entry) replaces the benchmark's, ``env`` adds to their environment."""
+        chosen = DESIGNS[design]
+        database = database or connection.settings_dict
+        env = (
+            child_env(chosen.settings, layer)
+            | {"DATABASE_URL": database_url(database)}
+            | chosen.env
+            | (env or {})
+        )
+        if chosen.pgbouncer:  # one in front of all of them, as it would be deployed
+            self.pgbouncer = PgBouncer(database)
+            env["DATABASE_URL"] = self.pgbouncer.url(database["NAME"])
+        command = SERVERS[server].format(app=chosen.app)
+        started = []
+        for n in range(count):
+            log = self.logs / f"web-{server}-{design}-{layer or settings.CHANNEL_LAYER}-{n}.log"
+            web, port = start_web(env, log, command=command)
+            started.append((web, f"ws://127.0.0.1:{port}"))
+        return started
 
     def server(self, server: str, design: str, layer: str | None = None) -> tuple[Process, str]:
-        app, settings_module, _, env = DESIGNS[design]
-        command = SERVERS[server].format(app=app)
-        log = self.logs / f"web-{server}-{design}-{layer or settings.CHANNEL_LAYER}.log"
-        web, port = start_web(child_env(settings_module, layer) | env, log, command=command)
-        return web, f"ws://127.0.0.1:{port}"
+        return self.servers(server, design, layer=layer)[0]
 
-    def worker(self, layer: str | None = None, wait: bool = True) -> Process:
+    def stop(self, *webs: Process) -> None:
+        """Stop servers from ``servers()``, and their design's pgbouncer."""
+        for web in webs:
+            web.stop()
+        if self.pgbouncer is not None:
+            self.pgbouncer.stop()
+            self.pgbouncer = None
+
+    def worker(
+        self,
+        layer: str | None = None,
+        wait: bool = True,
+        database: dict | None = None,
+        env: dict | None = None,
+    ) -> Process:
+        """The Procfile's worker; ``database`` and ``env`` as for ``servers()``."""
+        env = child_env(layer=layer) | (env or {})
+        if database:
+            env["DATABASE_URL"] = database_url(database)
         log = self.logs / f"worker-{layer or settings.CHANNEL_LAYER}.log"
         if wait:
-            return start_worker(child_env(layer=layer), log)
-        return Process("worker", child_env(layer=layer), log)
+            return start_worker(env, log)
+        return Process("worker", env, log)
 
 
 def cpu_seconds(group: int) -> float:

@@ -274,12 +274,14 @@ class PostgresServer:
     trust authentication), from the machine's PostgreSQL server binaries (Debian's
     ``postgresql`` package).
 
-    The fault tests stop it for real and start it again; the shared server is never
-    touched. PostgreSQL refuses to run as root, so as root the server itself runs as the
-    ``postgres`` user, from a directory of its own under the system's temporary directory.
+    The fault tests stop it for real and start it again, the benchmark gives it a small
+    ``max_connections`` (``server_settings``, passed as ``-c name=value``); the shared server
+    is never touched. PostgreSQL refuses to run as root, so as root the server itself runs as
+    the ``postgres`` user, from a directory of its own under the system's temporary directory.
     """
 
-    def __init__(self):
+    def __init__(self, server_settings: dict[str, str] | None = None):
+        self.server_settings = server_settings or {}
         self.bindir = server_binaries()
         if self.bindir is None:
             raise RuntimeError("No PostgreSQL server binaries: apt-get install postgresql")
@@ -294,6 +296,20 @@ class PostgresServer:
     def url(self, dbname: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
 
+    def settings_dict(self, dbname: str) -> dict:
+        """A ``DATABASES`` entry for one of its databases, as ``support.pgstat`` takes them."""
+        return {
+            "NAME": dbname,
+            "HOST": "127.0.0.1",
+            "PORT": self.port,
+            "USER": "postgres",
+            "PASSWORD": "",
+        }
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "postgres.log"
+
     def run(self, program: str, *args: str) -> None:
         command = [str(self.bindir / program), *args]
         if os.geteuid() == 0:
@@ -302,7 +318,8 @@ class PostgresServer:
 
     def start(self):
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.directory / "postgres.log")
+        options += "".join(f" -c {name}={value}" for name, value in self.server_settings.items())
+        log = str(self.log)
         self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 
     def stop(self, mode: str = "fast"):
@@ -312,6 +329,68 @@ class PostgresServer:
     def destroy(self):
         with contextlib.suppress(subprocess.SubprocessError):
             self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class PgBouncer:
+    """A pgbouncer of its own in transaction mode (Debian's ``pgbouncer``), on a free port,
+    in front of ``server`` (a ``DATABASES`` entry), at most ``pool_size`` connections to it.
+
+    For the benchmark's design (h), in any bake: a project generated with pgbouncer runs its
+    tests through its own ``pgbouncer/pgbouncer.ini`` instead (``tests/pgbouncer.py``).
+    pgbouncer refuses to run as root, so as root it runs as ``postgres``.
+    """
+
+    def __init__(self, server: dict, pool_size: int = 20):
+        if not shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
+            raise RuntimeError("No pgbouncer: apt-get install pgbouncer")
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.directory.chmod(0o755)
+        host, port = server["HOST"] or "127.0.0.1", server["PORT"] or 5432
+        user = server["USER"] or "postgres"
+        (self.directory / "userlist.txt").write_text(f'"{user}" ""\n')
+        (self.directory / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={host} port={port}\n[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.directory / 'userlist.txt'}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
+            f"max_db_connections = {pool_size}\nmax_client_conn = 5000\n"
+            "ignore_startup_parameters = extra_float_digits\n"
+            f"logfile = {self.directory / 'pgbouncer.log'}\n"
+        )
+        command = ["pgbouncer", str(self.directory / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+            command[1:1] = ["-u", "postgres"]
+        env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin"}
+        self.popen = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        wait_for(self.listening, 15, f"pgbouncer on port {self.port}")
+
+    def listening(self) -> bool:
+        if self.popen.poll() is not None:
+            log = (self.directory / "pgbouncer.log").read_text()[-2000:]
+            raise RuntimeError(f"pgbouncer exited:\n{log}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            self.popen.wait(30)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

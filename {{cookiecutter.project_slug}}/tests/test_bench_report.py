@@ -87,3 +87,69 @@ def test_percentile():
     assert percentile(values, 50) in (50, 51)
     assert percentile(values, 99) == 99
     assert percentile([], 99) is None
+
+
+def step(design: str, frames: float, p99: float, held: bool) -> dict:
+    return {
+        "design": design,
+        "offered_frames_per_s": frames,
+        "latency_p99_ms": p99,
+        "missing_frames": 0 if held else 5,
+        "held": held,
+        "client_cpu": 0.5,
+    }
+
+
+def knee_results(c_knee: float, e_broke: bool = True) -> dict:
+    """(b) breaks at 1,000 frames/s, (c) just past ``c_knee``, (e) at 4,000 unless not."""
+    steps = [step("b", 500, 20, True), step("b", 1000, 900, False)]
+    steps += [step("c", c_knee, 50, True), step("c", c_knee * 2, 700, False)]
+    steps += [step("e", 3000, 30, True), step("e", 4000, 800 if e_broke else 40, not e_broke)]
+    return {"meta": META, "knee": steps}
+
+
+def test_the_knee_targets_are_called_from_the_steps_that_held():
+    assert verdicts(knee_results(c_knee=3200)) == {
+        "(c)'s knee at least 2x (b)'s": True,  # 3,200 against 500
+        "(c)'s knee at least 80% of (e)'s": True,  # 3,200 against 3,000
+    }
+    assert verdicts(knee_results(c_knee=800)) == {
+        "(c)'s knee at least 2x (b)'s": False,  # 800 against 500
+        "(c)'s knee at least 80% of (e)'s": False,
+    }
+    assert "| (c) this project | 800 |" in markdown(knee_results(c_knee=800))
+
+
+def test_a_knee_beyond_the_sweep_makes_a_verdict_inconclusive_not_met():
+    # (e) held at its last step: its knee may be far beyond 4,000.
+    unbounded = verdicts(knee_results(c_knee=3500, e_broke=False))
+    assert unbounded["(c)'s knee at least 80% of (e)'s"] is None
+    assert "| inconclusive |" in markdown(knee_results(c_knee=3500, e_broke=False))
+    # ... but (c) below 80% of what (e) is known to hold is missed all the same.
+    assert not verdicts(knee_results(c_knee=1000, e_broke=False))[
+        "(c)'s knee at least 80% of (e)'s"
+    ]
+
+
+def test_the_wall_target_is_missed_when_the_project_loses_a_message():
+    def wall(unstored: int) -> dict:
+        row = {
+            "design": "c",
+            "processes": 2,
+            "threads": 32,
+            "max_connections": 30,
+            "sockets": 1000,
+            "handshakes_failed": 0,
+            "sent": 1000,
+            "unstored": unstored,
+            "missing_frames": 0,
+            "errors": {},
+            "refusals": 0,
+            "web_peak": 0,
+            "worker_peak": 2,
+        }
+        return {"meta": META, "wall": [row]}
+
+    name = "wall: (c) holds 0 in the ASGI processes, the worker within 2, nothing lost, at K = 2"
+    assert verdicts(wall(0))[name]
+    assert not verdicts(wall(1))[name]

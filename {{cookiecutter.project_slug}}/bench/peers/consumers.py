@@ -1,7 +1,10 @@
-"""The two consumers this project exists to avoid. Same protocol, same fan-out frames.
+"""The consumers this project is measured against. Same protocol, same fan-out frames.
 
-Both store the message first and fan it out after, so every frame waits for PostgreSQL,
-and both hold database connections in the ASGI process.
+(a), (b) and (f) store the message first and fan it out after, as most tutorials do, so
+every frame waits for PostgreSQL, and all hold database connections in the ASGI process;
+(g) and (h) are (b) with Django's pool and with pgbouncer (their settings and environment:
+``bench.stack.DESIGNS``). (e) stores nothing: the fan-out of the Channels documentation,
+the ceiling of the whole stack.
 """
 
 import json
@@ -10,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from chat import cursors, groups, protocol
@@ -88,12 +92,50 @@ class AsyncOrmConsumer(AsyncWebsocketConsumer):
         except protocol.ProtocolError as error:
             await self.send(text_data=json.dumps(error.frame()))
             return
-        message = await database_sync_to_async(store, thread_sensitive=False)(
-            self.scope["user"], self.room, command
-        )
+        message = await self.store(command)
         await self.channel_layer.group_send(
             self.group, {"type": "room.message", "message": message}
         )
 
+    async def store(self, command: protocol.SendMessage) -> dict:
+        return await database_sync_to_async(store, thread_sensitive=False)(
+            self.scope["user"], self.room, command
+        )
+
     async def room_message(self, event):
         await self.send(text_data=json.dumps(protocol.message_frame(event["message"])))
+
+
+def store_and_close(user, room: str, command: protocol.SendMessage) -> dict:
+    """The "manual cleanup" decorator's effect: a fresh connection for every ORM call,
+    closed as soon as it is done, so none is left behind by a thread."""
+    close_old_connections()
+    try:
+        return store(user, room, command)
+    finally:
+        connection.close()
+
+
+class ManualCloseConsumer(AsyncOrmConsumer):
+    """(f) (b) with the cleanup many articles recommend: ``close_old_connections()``
+    before and ``connection.close()`` after each ORM call."""
+
+    async def store(self, command: protocol.SendMessage) -> dict:
+        return await database_sync_to_async(store_and_close, thread_sensitive=False)(
+            self.scope["user"], self.room, command
+        )
+
+
+class BareConsumer(AsyncOrmConsumer):
+    """(e) The "Channel Layer" snippet of Channels' tutorial: ``group_send`` and nothing
+    else. Nothing is stored; the frame is the same as the others'."""
+
+    async def store(self, command: protocol.SendMessage) -> dict:
+        return {
+            "id": command.id,
+            "room": self.room,
+            "author": self.scope["user"].get_username(),
+            "body": command.body,
+            "sent_at": cursors.timestamp(timezone.now()),
+            "offset": None,
+        }
