@@ -176,11 +176,12 @@ if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
         f"CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}, not {CHANNEL_LAYER!r}"
     )
 # The layer's Redis connections per event loop and shard. The core layer's pool waits up to
-# CHANNEL_LAYER_POOL_TIMEOUT for one when they are all busy (config/channel_layer.py); the
-# pub/sub layer's raises "Too many connections" instead, so its cap is high: it holds one
-# to subscribe and one per publish in flight.
+# CHANNEL_LAYER_POOL_TIMEOUT for one when they are all busy (config/channel_layer.py). The
+# pub/sub layer's pool would raise "Too many connections" instead, but never needs more than
+# two: one subscribed, and one for the shard's commands, which the library runs one at a
+# time under a lock (tests/test_redis_budget.py holds it to that).
 CHANNEL_LAYER_MAX_CONNECTIONS = env.int(
-    "CHANNEL_LAYER_MAX_CONNECTIONS", default=20 if CHANNEL_LAYER == "redis" else 1000
+    "CHANNEL_LAYER_MAX_CONNECTIONS", default=20 if CHANNEL_LAYER == "redis" else 2
 )
 CHANNEL_LAYER_POOL_TIMEOUT = env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=5)
 CHANNEL_LAYERS = {
