@@ -9,10 +9,12 @@ against ``max_connections``.
 
 import asyncio
 import dataclasses
+import json
 import time
 import uuid
 
 import pytest
+import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.core.management import CommandError, call_command
 
@@ -199,3 +201,17 @@ async def test_an_exhausted_pool_waits_its_timeout_then_the_sender_hears_unavail
     await ann_socket.send_json_to(sent)  # resent, same id, as the contract asks
     await frames_until(ann_socket, lambda f: any(x["type"] == "message.accepted" for x in f))
     await ann_socket.disconnect()
+
+
+def test_redisconnections_shows_clients_now_against_the_budget(redis_with, settings, capsys):
+    server = redis_with("--maxclients", "5000")
+    total = total_on(server, settings)
+    held = [redis.Redis.from_url(server.url) for _ in range(3)]
+    for client in held:
+        client.ping()
+    call_command("redisconnections", "--json")
+    figures = json.loads(capsys.readouterr().out)["servers"][redis_server(server.url)]
+    assert figures["now"] == 3 and figures["budget_total"] == total
+    assert figures["maxclients"] == 5000 and figures["budget"]["manage"] == 10
+    for client in held:
+        client.close()
