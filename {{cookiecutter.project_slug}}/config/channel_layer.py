@@ -18,11 +18,14 @@ dropped once nothing has waited on it for the layer's ``expiry``, the time the l
 lets a message wait in Redis. Consumers never take that long between two receives: their
 handlers only queue work (``chat.outbox``).
 
-The pub/sub layer builds its pools deep inside per-loop objects, out of reach of a
-subclass; it subscribes on one connection per shard and opens more only for publishes in
-flight, so it keeps the library's pool with a high cap (``config/settings.py``), and
-``tests/test_redis_connections.py`` shows its count flat with the number of sockets too. It
-drops messages for channels it no longer has.
+The pub/sub layer builds its pools deep inside per-loop objects (``create_pool`` called
+from ``RedisSingleShardConnection._ensure_redis``, made by ``RedisPubSubLoopLayer``, made by
+the layer's ``_get_layer``): a waiting pool there would mean overriding three private
+classes. It needs none: each shard's connection runs its commands one at a time under a
+lock, so its pool holds one subscribed connection and one for commands, whatever the
+burst. It keeps the library's pool, capped at those two (``CHANNEL_LAYER_MAX_CONNECTIONS``);
+``tests/test_redis_budget.py`` fails if a library upgrade drops the lock. It drops messages
+for channels it no longer has.
 """
 
 import time

@@ -8,7 +8,9 @@ This module is the one place that arithmetic lives; the sizes come from the envi
 read in ``config/settings.py``.
 """
 
+from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from config.roles import Role
 
@@ -74,3 +76,101 @@ def pool_options(
         "timeout": timeout,
         "reconnect_timeout": reconnect_timeout,
     }
+
+
+# --- Redis ---------------------------------------------------------------------------------
+# Each process holds Redis clients from several pools, each bounded by a setting, never by
+# the number of sockets. What this counts on, beyond the settings:
+EVENT_LOOPS = 1
+"""Event loops per process that open Redis connections. The ASGI server runs one loop;
+asgiref runs sync code on threads that call back into it rather than making loops of their
+own. A worker child sends ``message.persisted`` on one loop for its life
+(``chat.notifications``). A loop more would add a store pool and a layer pool per shard."""
+CACHE_CLIENTS = 1
+"""Connections of Django's cache (the sessions) per process. It makes a client per request
+context, holding one connection while a command runs; sync code runs one request at a time
+on asgiref's thread-sensitive thread, and the client goes with its request."""
+CONSUMER_CLIENTS = 2
+"""A Celery worker's main process consumes with a connection for commands and one for its
+blocking pops, and publishes (the pending sweep's hand-overs) like any other process."""
+
+
+def redis_server(url: str) -> str:
+    """Which Redis server ``url`` points at (``host:port``, or the socket's path): the
+    roles that share one server, in any database, add up against its ``maxclients``."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+@dataclass(frozen=True)
+class RedisBudget:
+    """The most Redis connections each process role can hold, per Redis server.
+
+    Per process: the project's store (``chat.redis_store``: a blocking pool, and one more
+    per event loop, each of ``store_pool_size``), Django's cache, the channel layer
+    (``layer_pool_size`` per shard and event loop) and, when the broker is Redis, the
+    broker's producer pool (``broker_pool_limit`` connections; a worker's main process
+    consumes on two more). ``processes`` comes from the PostgreSQL budget: ASGI processes,
+    and Celery prefork children; each worker's main process counts once more (one worker
+    instance: add ``reserve`` for more). ``reserve`` keeps room for management commands,
+    ``redis-cli`` and monitoring.
+    """
+
+    processes: ConnectionBudget
+    store_url: str
+    store_pool_size: int
+    layer_urls: tuple[str, ...]
+    layer_pool_size: int
+    broker_url: str | None  # None: the broker is not Redis
+    broker_pool_limit: int
+    reserve: int
+
+    def per_process(self) -> Counter[str]:
+        """The connections one ASGI process or worker child may hold, by Redis server."""
+        held: Counter[str] = Counter()
+        held[redis_server(self.store_url)] += self.store_pool_size * (1 + EVENT_LOOPS)
+        held[redis_server(self.store_url)] += CACHE_CLIENTS
+        for url in self.layer_urls:
+            held[redis_server(url)] += self.layer_pool_size * EVENT_LOOPS
+        if self.broker_url is not None:
+            held[redis_server(self.broker_url)] += self.broker_pool_limit
+        return held
+
+    def worker_main_process(self) -> Counter[str]:
+        """A Celery worker's main process: the store, the cache and the broker, no layer."""
+        held: Counter[str] = Counter()
+        held[redis_server(self.store_url)] += self.store_pool_size + CACHE_CLIENTS
+        if self.broker_url is not None:
+            held[redis_server(self.broker_url)] += self.broker_pool_limit + CONSUMER_CLIENTS
+        return held
+
+    def allowed(self, role: Role) -> Counter[str]:
+        """What all processes of a role may hold together, by server (management commands
+        and everyone else's clients share the reserve)."""
+        if role == Role.MANAGE:
+            return Counter({redis_server(self.store_url): self.reserve})
+        processes = {
+            Role.WEB: self.processes.web_processes,
+            Role.WORKER: self.processes.worker_processes,
+        }[role]
+        held = Counter({server: n * processes for server, n in self.per_process().items()})
+        if role == Role.WORKER:
+            held.update(self.worker_main_process())
+        return held
+
+    def server_urls(self) -> dict[str, str]:
+        """A URL to reach each Redis server by (the first role's that names it)."""
+        urls: dict[str, str] = {}
+        for url in [self.store_url, *self.layer_urls, *filter(None, [self.broker_url])]:
+            urls.setdefault(redis_server(url), url)
+        return urls
+
+    @property
+    def servers(self) -> dict[str, int]:
+        """Each Redis server the project uses, with the most connections it may hold."""
+        total: Counter[str] = Counter()
+        for role in Role:
+            total.update(self.allowed(role))
+        return dict(total)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import environ
 
-from config.connections import ConnectionBudget, pool_options
+from config.connections import ConnectionBudget, RedisBudget, pool_options
 from config.roles import PROJECT_SLUG, Role, application_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,11 +176,12 @@ if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
         f"CHANNEL_LAYER must be one of {sorted(CHANNEL_LAYER_BACKENDS)}, not {CHANNEL_LAYER!r}"
     )
 # The layer's Redis connections per event loop and shard. The core layer's pool waits up to
-# CHANNEL_LAYER_POOL_TIMEOUT for one when they are all busy (config/channel_layer.py); the
-# pub/sub layer's raises "Too many connections" instead, so its cap is high: it holds one
-# to subscribe and one per publish in flight.
+# CHANNEL_LAYER_POOL_TIMEOUT for one when they are all busy (config/channel_layer.py). The
+# pub/sub layer's pool would raise "Too many connections" instead, but never needs more than
+# two: one subscribed, and one for the shard's commands, which the library runs one at a
+# time under a lock (tests/test_redis_budget.py holds it to that).
 CHANNEL_LAYER_MAX_CONNECTIONS = env.int(
-    "CHANNEL_LAYER_MAX_CONNECTIONS", default=20 if CHANNEL_LAYER == "redis" else 1000
+    "CHANNEL_LAYER_MAX_CONNECTIONS", default=20 if CHANNEL_LAYER == "redis" else 2
 )
 CHANNEL_LAYER_POOL_TIMEOUT = env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=5)
 CHANNEL_LAYERS = {
@@ -213,6 +214,22 @@ CHANNEL_LAYERS = {
 # transport options below follow the URL's scheme, so switching is one variable.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 BROKER_IS_AMQP = CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+# Broker connections each process keeps for publishing (Celery's default); the Redis budget
+# below counts them. Publishes go out one at a time from the hand-off thread, so one is busy.
+CELERY_BROKER_POOL_LIMIT = env.int("CELERY_BROKER_POOL_LIMIT", default=10)
+# No result backend: nothing waits on a task's result, so no Redis clients for one.
+# The Redis budget: every process's pools, summed per server and checked against maxclients
+# (ops/checks.py, `manage.py preflight`), as the PostgreSQL budget is against max_connections.
+REDIS_BUDGET = RedisBudget(
+    processes=CONNECTION_BUDGET,
+    store_url=REDIS_URL,
+    store_pool_size=REDIS_POOL_SIZE,
+    layer_urls=tuple(CHANNEL_LAYER_URLS),
+    layer_pool_size=CHANNEL_LAYER_MAX_CONNECTIONS,
+    broker_url=None if BROKER_IS_AMQP else CELERY_BROKER_URL,
+    broker_pool_limit=CELERY_BROKER_POOL_LIMIT,
+    reserve=env.int("REDIS_RESERVED_CLIENTS", default=10),
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ROUTES = {

@@ -5,12 +5,17 @@ budget (``config.connections``) is what every process of the project can hold at
 exceeds ``max_connections``, the day all processes are busy is the day PostgreSQL answers
 "sorry, too many clients already". This check says so before that day.
 
+``redis_budget_fits_servers``: the same for Redis, per server, against ``maxclients``.
+
 ``secret_key_is_real``: no production process starts with a SECRET_KEY anyone can know.
 """
 
+import redis
 from django.conf import settings
 from django.core import checks
 from django.db import connections
+
+from config.roles import Role
 
 WARN_ABOVE = 0.8
 
@@ -48,6 +53,80 @@ def connection_budget_fits_server(databases=None, **kwargs):
             )
         ]
     return []
+
+
+def redis_maxclients(url: str) -> int | None:
+    """The server's ``maxclients``: from CONFIG GET, or, where CONFIG is renamed away (as
+    managed Redis services do), from INFO; None if neither tells."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        try:
+            value = client.config_get("maxclients").get("maxclients")
+        except redis.ResponseError:  # "unknown command": CONFIG renamed away
+            value = client.info("clients").get("maxclients")
+    finally:
+        client.close()
+    return None if value is None else int(value)
+
+
+@checks.register(checks.Tags.database)
+def redis_budget_fits_servers(databases=None, **kwargs):
+    """The Redis side of the budget: per Redis server, every role's pools against the
+    server's ``maxclients`` (``config.connections.RedisBudget``). Past it, Redis refuses
+    new clients ("max number of clients reached"): every socket on that process hears
+    ``unavailable`` until a connection frees. Runs with the database checks (``migrate``,
+    ``check --database default``) and in ``manage.py preflight``."""
+    if not databases:
+        return []
+    budget = settings.REDIS_BUDGET
+    hint = (
+        "Lower WEB_CONCURRENCY, WORKER_CONCURRENCY, REDIS_POOL_SIZE, "
+        "CHANNEL_LAYER_MAX_CONNECTIONS or CELERY_BROKER_POOL_LIMIT, give the roles Redis "
+        "servers of their own (REDIS_URL, CHANNEL_LAYER_URLS, CELERY_BROKER_URL), or raise "
+        "the server's maxclients."
+    )
+    found: list[checks.CheckMessage] = []
+    for server, url in budget.server_urls().items():
+        total = budget.servers[server]
+        shares = " + ".join(
+            f"{role} {budget.allowed(role)[server]}"
+            for role in Role
+            if budget.allowed(role)[server]
+        )
+        try:
+            maxclients = redis_maxclients(url)
+        except redis.RedisError as exc:
+            maxclients, why = None, f"it did not answer ({exc})"
+        else:
+            why = "neither CONFIG GET nor INFO gives maxclients"
+        if maxclients is None:
+            found.append(
+                checks.Warning(
+                    f"Redis budget not checked at {server}: {why}; it needs {total} clients "
+                    f"({shares}).",
+                    hint="Check the server's maxclients by hand against that figure.",
+                    id="ops.W003",
+                )
+            )
+            continue
+        arithmetic = f"{shares} = {total} clients, server maxclients = {maxclients}"
+        if total > maxclients:
+            found.append(
+                checks.Error(
+                    f"Redis budget exceeds the server at {server}: {arithmetic}.",
+                    hint=hint,
+                    id="ops.E003",
+                )
+            )
+        elif total > WARN_ABOVE * maxclients:
+            found.append(
+                checks.Warning(
+                    f"Redis budget above {WARN_ABOVE:.0%} of the server at {server}: {arithmetic}.",
+                    hint=hint,
+                    id="ops.W002",
+                )
+            )
+    return found
 
 
 # Keys anyone can read: this template's fallback and its .env.example placeholder, and the

@@ -217,13 +217,17 @@ class RedisServer:
     append-only file), or, with ``appendfsync=None``, not at all (a restart starts empty).
 
     The fault tests stop and restart it; the shared Redis of the rest of the suite is never
-    touched. ``appendfsync`` is the setting under test (docs/operations.md).
+    touched. ``appendfsync`` is the setting under test (docs/operations.md); ``options``
+    are more of redis-server's (``--maxclients``, ``--rename-command``...).
     """
 
-    def __init__(self, directory: Path, appendfsync: str | None = "everysec"):
+    def __init__(
+        self, directory: Path, appendfsync: str | None = "everysec", options: tuple[str, ...] = ()
+    ):
         self.directory = directory
         self.port = free_port()
         self.appendfsync = appendfsync
+        self.options = options
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.start()
 
@@ -246,6 +250,7 @@ class RedisServer:
                 ),
                 "--logfile",
                 str(self.directory / "redis.log"),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

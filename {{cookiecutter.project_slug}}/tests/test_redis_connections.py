@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from config.celery import app
+from config.connections import redis_server
 from support.processes import NO_RATE_LIMITS, child_env, start_web
 from tests.wsclient import Client
 
@@ -88,14 +88,8 @@ def test_an_asgi_process_holds_redis_connections_from_bounded_pools_whatever_the
         f"Redis connections of the ASGI process: {with_few} with {FEW} sockets, "
         f"{with_many} with {MANY}"
     )
-    assert with_many <= pool_bounds(), (with_few, with_many)
+    # The budget's figure for one ASGI process (config/connections.py); every role's Redis
+    # is the same server here.
+    bound = settings.REDIS_BUDGET.per_process()[redis_server(settings.REDIS_URL)]
+    assert with_many <= bound, (with_few, with_many, bound)
     assert with_many < MANY // 5, "far fewer connections than sockets: none held per socket"
-
-
-def pool_bounds() -> int:
-    """The most Redis connections an ASGI process may hold on Redis's port, by its settings:
-    the project's clients (one blocking, one per event loop), the channel layer's pools, and
-    the broker's when it is Redis."""
-    layer = settings.CHANNEL_LAYER_MAX_CONNECTIONS * len(settings.CHANNEL_LAYER_URLS)
-    broker = 0 if settings.BROKER_IS_AMQP else app.conf.broker_pool_limit
-    return 2 * settings.REDIS_POOL_SIZE + layer + broker

@@ -1,5 +1,8 @@
 """``manage.py preflight``: are PostgreSQL and Redis there? Create the database if missing.
 
+It also sets the Redis budget against each Redis server's ``maxclients``
+(``ops.checks.redis_budget_fits_servers``): over it, it stops; near it, it warns.
+
 Run by ``make migrate`` so that a fresh machine gets a sentence telling what to start,
 not a traceback. It says where it looked, never with a password: its output ends up in
 deployment logs.
@@ -13,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from psycopg import sql
 
+from ops.checks import redis_budget_fits_servers
 from ops.server_connection import server_connection
 
 
@@ -30,6 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.check_redis()
+        self.check_redis_budget()
         self.ensure_database()
 
     def check_redis(self):
@@ -42,6 +47,15 @@ class Command(BaseCommand):
                 "or set REDIS_URL."
             ) from None
         self.stdout.write(f"Redis: reachable at {redacted(settings.REDIS_URL)}")
+
+    def check_redis_budget(self):
+        found = redis_budget_fits_servers(databases=["default"])
+        for message in found:
+            self.stderr.write(f"{message.id}: {message.msg}\n  HINT: {message.hint}")
+        if any(message.is_serious() for message in found):
+            raise CommandError("The Redis budget does not fit: see above.")
+        if not found:
+            self.stdout.write("Redis: the budget fits every server's maxclients")
 
     def ensure_database(self):
         db = settings.DATABASES["default"]
