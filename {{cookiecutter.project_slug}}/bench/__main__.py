@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, about 3 minutes")
     parser.add_argument(
         "--only", default=",".join(SCENARIOS), help=f"comma-separated, from {', '.join(SCENARIOS)}"
     )

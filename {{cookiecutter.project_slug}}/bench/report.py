@@ -440,17 +440,20 @@ def wall_targets(rows: list[dict], results: dict) -> list[tuple]:
 def wall_panel(ax, rows: list[dict], results: dict) -> None:
     for design in dict.fromkeys(r["design"] for r in rows):
         runs = of_design(rows, design)
+        refused = sum(r["refusals"] for r in runs)
+        unstored = sum(r["unstored"] or 0 for r in runs)
         ax.plot(
             [r["processes"] for r in runs],
             [r["web_peak"] + r["worker_peak"] for r in runs],
             "o-",
-            label=f"({design})",
+            label=f"({design}): {refused} refused, {unstored} messages lost",
         )
     ax.axhline(rows[0]["max_connections"], color="red", linestyle="--", label="max_connections")
+    ax.set_xticks(sorted({r["processes"] for r in rows}))
     ax.set_xlabel("server processes (K)")
     ax.set_ylabel("peak PostgreSQL connections")
     ax.set_title("7. The connection wall")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
 
 
 # 8. Past one process
