@@ -57,6 +57,9 @@ def main(argv=None) -> int:
         print(f"\n{stamp} == {text}" if head else f"{stamp}    {text}", flush=True)
 
     sizes = scenarios.QUICK if args.quick else scenarios.FULL
+    sizes, chosen, skipped = scenarios.available(sizes, chosen)
+    for what, why in skipped.items():
+        progress(f"skipping {what}: {why}")
     stack.use_bench_database()
     stack.empty_queue()
     users = max(20, max(sizes.sockets, *sizes.scale, sizes.table_sockets, sizes.wall_sockets) // 5)
@@ -76,6 +79,7 @@ def main(argv=None) -> int:
             # Other work on the machine shows up in every figure: say how busy it was.
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "sizes": asdict(sizes),
+            "skipped": skipped,
         }
     }
     for name in chosen:

@@ -569,6 +569,7 @@ def markdown(results: dict) -> str:
         f"worker budget: {meta['budget']['worker']} connections. "
         f"Load average (1, 5, 15 min) at start {meta['load_average_at_start']}, "
         f"at end {meta['load_average_at_end']}; took {meta['seconds']:g} s.",
+        *(f"Skipped {what}: {why}." for what, why in meta.get("skipped", {}).items()),
     ]
     for name, (section, _, _) in SCENARIOS.items():
         if results.get(name):

@@ -40,7 +40,7 @@ from bench.stack import (
 from chat.models import Message
 from chat.queue import PERSIST_TASK
 from config.celery import app
-from support.processes import RedisServer
+from support.processes import RedisServer, pgbouncer_binary, server_binaries
 
 LAYERS = ("redis", "redis_pubsub")
 
@@ -138,6 +138,20 @@ QUICK = Sizes(
     wall_settle=10,
     cluster_shards=3,
 )
+
+
+def available(sizes: Sizes, chosen: list[str]) -> tuple[Sizes, list[str], dict[str, str]]:
+    """What this machine can run: without pgbouncer, no design (h); without PostgreSQL's
+    server binaries, no wall. The sizes and scenarios left, and what was skipped and why."""
+    skipped = {}
+    if not pgbouncer_binary():
+        skipped["design (h)"] = "no pgbouncer (apt-get install pgbouncer)"
+        lists = ("designs", "knee_designs", "table_designs", "wall_designs")
+        sizes = replace(sizes, **{name: getattr(sizes, name).replace("h", "") for name in lists})
+    if "wall" in chosen and server_binaries() is None:
+        skipped["wall"] = "no PostgreSQL server binaries (apt-get install postgresql)"
+        chosen = [name for name in chosen if name != "wall"]
+    return sizes, chosen, skipped
 
 
 def budget() -> dict:

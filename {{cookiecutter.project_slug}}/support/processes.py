@@ -347,7 +347,7 @@ class PgBouncer:
     """
 
     def __init__(self, server: dict, pool_size: int = 20):
-        if not shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
+        if not pgbouncer_binary():
             raise RuntimeError("No pgbouncer: apt-get install pgbouncer")
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
@@ -482,6 +482,11 @@ def rabbitmq_binaries() -> Path | None:
         return debian
     found = shutil.which("rabbitmq-server")
     return Path(found).parent if found else None
+
+
+def pgbouncer_binary() -> str | None:
+    """Debian's pgbouncer, in /usr/sbin, which a non-root PATH may lack."""
+    return shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
 
 
 def server_binaries() -> Path | None:
