@@ -264,6 +264,11 @@ def knee_section(rows: list[dict], results: dict) -> list[str]:
                     " / ".join(
                         f"{r['offered_frames_per_s']:g}: {cell(r['latency_p99_ms'])}"
                         + ("" if r["held"] else f" ({r['missing_frames']} lost)")
+                        + (
+                            f" (second try; first {cell(r['first_try_p99_ms'])})"
+                            if "first_try_p99_ms" in r
+                            else ""
+                        )
                         for r in of_design(rows, design)
                     ),
                     max(r["client_cpu"] for r in of_design(rows, design)),

@@ -416,6 +416,26 @@ def sweep(stage: Stage, sizes: Sizes, cookies: list[str], design: str, progress)
     per_room = sizes.sockets / sizes.rooms
     steps = []
 
+    async def step(sockets: list[load.Socket], rate: float) -> tuple[dict, load.Tally]:
+        tally = load.Tally()
+        load.attach(sockets, tally)
+        # The clients share the machine: their own CPU says when they, not the server,
+        # were the limit (a whole core).
+        client_cpu, web_cpu = time.process_time(), cpu_seconds(web.pid)
+        await load.offer(sockets, rate, sizes.knee_step, lambda text: None)
+        await load.settle(tally, want_persisted=False, within=sizes.knee_settle)
+        figures = load.summary(tally)
+        row = {
+            "design": design,
+            "rate": rate,
+            "offered_frames_per_s": round(figures["offered_per_s"] * per_room, 1),
+            **figures,
+            "held": load.holds(figures),
+            "client_cpu": round((time.process_time() - client_cpu) / sizes.knee_step, 2),
+            "web_cpu": round((cpu_seconds(web.pid) - web_cpu) / sizes.knee_step, 2),
+        }
+        return row, tally
+
     async def drive():
         sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
         warmup = load.Tally()
@@ -423,32 +443,26 @@ def sweep(stage: Stage, sizes: Sizes, cookies: list[str], design: str, progress)
         await load.offer(sockets, sizes.knee_rates[0], sizes.warmup, lambda text: None)
         await load.settle(warmup, want_persisted=False, within=sizes.settle)
         for rate in sizes.knee_rates:
-            tally = load.Tally()
-            load.attach(sockets, tally)
-            # The clients share the machine: their own CPU says when they, not the server,
-            # were the limit (a whole core).
-            client_cpu, web_cpu = time.process_time(), cpu_seconds(web.pid)
-            await load.offer(sockets, rate, sizes.knee_step, lambda text: None)
-            await load.settle(tally, want_persisted=False, within=sizes.knee_settle)
-            figures = load.summary(tally)
-            held = load.holds(figures)
-            steps.append(
-                {
-                    "design": design,
-                    "rate": rate,
-                    "offered_frames_per_s": round(figures["offered_per_s"] * per_room, 1),
-                    **figures,
-                    "held": held,
-                    "client_cpu": round((time.process_time() - client_cpu) / sizes.knee_step, 2),
-                    "web_cpu": round((cpu_seconds(web.pid) - web_cpu) / sizes.knee_step, 2),
-                }
-            )
+            row, tally = await step(sockets, rate)
+            if not row["held"]:
+                # One hiccup of a shared machine is not a knee: once the backlog has drained,
+                # the step runs once more, and the second try counts.
+                await load.settle(tally, want_persisted=False, within=sizes.settle)
+                first = row["latency_p99_ms"]
+                row, _ = await step(sockets, rate)
+                row["first_try_p99_ms"] = first
+            steps.append(row)
             progress(
-                f"{rate:g} msgs/s ({steps[-1]['offered_frames_per_s']:g} frames/s): p99 "
-                f"{figures['latency_p99_ms']} ms, {figures['missing_frames']} lost, "
-                f"{'held' if held else 'did not hold'}"
+                f"{rate:g} msgs/s ({row['offered_frames_per_s']:g} frames/s): p99 "
+                f"{row['latency_p99_ms']} ms, {row['missing_frames']} lost, "
+                f"{'held' if row['held'] else 'did not hold'}"
+                + (
+                    f" (first try: p99 {row['first_try_p99_ms']} ms)"
+                    if "first_try_p99_ms" in row
+                    else ""
+                )
             )
-            if not held:
+            if not row["held"]:
                 break
         for socket in sockets:
             await socket.close()
