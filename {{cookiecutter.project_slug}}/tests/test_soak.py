@@ -16,6 +16,7 @@ chart; docs/operations.md quotes a 15-minute run.
 import asyncio
 import contextlib
 import csv
+import itertools
 import json
 import os
 import random
@@ -283,6 +284,17 @@ class Report:
         last = statistics.mean(getattr(s, field) for s in self.steady[-ends:])
         return round(last - first)
 
+    def by_period(self, field: str, periods: int = 6) -> list[float]:
+        """Growth of ``field`` in each sixth of the run, in MiB: whether memory levels off
+        (warm-up ends later than the first quarter: caches and pools fill for a while) or
+        keeps on growing at the end."""
+        marks = [
+            next(s for s in self.samples if s.seconds >= n * SOAK_SECONDS / periods)
+            for n in range(periods)
+        ] + [self.samples[-1]]
+        values = [getattr(s, field) / 2**20 for s in marks]
+        return [after - before for before, after in itertools.pairwise(values)]
+
     def table(self, directory: Path) -> str:
         mib = 2**20
         pg_worker = [s.pg_worker for s in self.samples]
@@ -301,6 +313,9 @@ class Report:
                 f"{label:28}{first / mib:15.1f}{last / mib:12.1f}"
                 f"{growth / mib:+12.1f}{slope / mib:+14.1f}"
             )
+        for field, label in (("asgi_rss", "ASGI"), ("worker_rss", "worker")):
+            periods = " ".join(f"{growth:+.1f}" for growth in self.by_period(field))
+            lines.append(f"{label} RSS growth in each sixth of the run (MiB): {periods}")
         lines += [
             f"{'Redis used memory (MiB)':28}{self.steady[0].redis_memory / mib:15.1f}"
             f"{self.steady[-1].redis_memory / mib:12.1f}{redis_growth / mib:+12.1f}"
