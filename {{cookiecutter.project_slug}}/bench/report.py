@@ -311,7 +311,7 @@ def knee_panel(ax, rows: list[dict], results: dict) -> None:
     ax.set_ylabel("fan-out p99 ms (log)")
     ax.set_yscale("log")
     ax.set_title("5. The knee: p99 against offered load")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower right", ncol=2)
 
 
 # 6. The article's table: the comparison's rows, these rows with more sockets, the knees
@@ -382,7 +382,7 @@ def table_panel(ax, rows: list[dict], results: dict) -> None:
             label=f"{n} sockets",
         )
     ax.set_xticks([x + width * (len(counts) - 1) / 2 for x in range(len(designs))], designs)
-    ax.set_ylabel("peak PostgreSQL connections")
+    ax.set_ylabel("peak PostgreSQL connections (ASGI + worker)")
     ax.set_title("6. The comparison table: connections by design")
     ax.legend()
 
@@ -453,12 +453,14 @@ def wall_panel(ax, rows: list[dict], results: dict) -> None:
             "o-",
             label=f"({design}): {refused} refused, {unstored} messages lost",
         )
-    ax.axhline(rows[0]["max_connections"], color="red", linestyle="--", label="max_connections")
+    limit = rows[0]["max_connections"]
+    ax.axhline(limit, color="red", linestyle="--", label="max_connections")
+    ax.set_ylim(0, limit * 1.7)  # room above the wall for the legend
     ax.set_xticks(sorted({r["processes"] for r in rows}))
     ax.set_xlabel("server processes (K)")
     ax.set_ylabel("peak PostgreSQL connections")
     ax.set_title("7. The connection wall")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="x-small", loc="upper center", ncol=2)
 
 
 # 8. Past one process
