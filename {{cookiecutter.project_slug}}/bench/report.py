@@ -129,6 +129,7 @@ def scale_section(rows: list[dict], results: dict) -> list[str]:
                 "PG conns worker (peak)",
                 "ASGI RSS MiB",
                 "ASGI peak RSS MiB",
+                "Redis conns ASGI",
                 "offered msgs/s",
                 "delivered frames/s",
                 "fan-out p50 ms",
@@ -142,6 +143,7 @@ def scale_section(rows: list[dict], results: dict) -> list[str]:
                     r["worker_peak"],
                     r["rss_mb"],
                     r["peak_rss_mb"],
+                    r.get("redis_connections"),
                     r["offered_per_s"],
                     r["delivered_per_s"],
                     r["latency_p50_ms"],
@@ -159,6 +161,7 @@ def scale_panel(ax, rows: list[dict], results: dict) -> None:
     ax.plot(sockets, [r["rss_mb"] for r in rows], "o-", label="ASGI RSS MiB")
     ax.plot(sockets, [r["web_peak"] for r in rows], "s-", label="PG conns ASGI")
     ax.plot(sockets, [r["worker_peak"] for r in rows], "^-", label="PG conns worker")
+    ax.plot(sockets, [r.get("redis_connections", 0) for r in rows], "d-", label="Redis conns ASGI")
     ax.set_xlabel("sockets")
     ax.set_title("2. Scale of sockets")
     ax.legend()

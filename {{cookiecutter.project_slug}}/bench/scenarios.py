@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
@@ -40,7 +41,12 @@ from bench.stack import (
 from chat.models import Message
 from chat.queue import PERSIST_TASK
 from config.celery import app
-from support.processes import RedisServer, pgbouncer_binary, server_binaries
+from support.processes import (
+    RedisServer,
+    pgbouncer_binary,
+    server_binaries,
+    tcp_connections_to,
+)
 
 LAYERS = ("redis", "redis_pubsub")
 
@@ -276,11 +282,15 @@ def scale(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict
                 settled = await load.settle(tally, want_persisted=True, within=sizes.settle)
             row = {"sockets": len(sockets), **load.summary(tally), "settled": settled}
             row.update(web_peak=watch.peak["web"], worker_peak=watch.peak["worker"])
+            # Redis's clients are bounded by pools too (config/connections.py): counted
+            # from outside, with every socket open and just used.
+            row["redis_connections"] = tcp_connections_to(web.pid, redis_port)
             rows.append((row | {"samples": watch.samples} | rss_mb(web.pid), tally.sent))
         for socket in sockets:
             await socket.close()
 
     empty_messages()
+    redis_port = urlsplit(settings.REDIS_URL).port or 6379
     worker = stage.worker()
     web, url = stage.server(default_server(), "c")
     try:

@@ -84,6 +84,26 @@ def rss_bytes(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
+def tcp_connections_to(pid: int, port: int) -> int:
+    """Established TCP connections of process ``pid`` to ``port`` (Linux), counted from
+    outside as an operator would: the process's sockets in /proc, matched against the
+    kernel's TCP table."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+                count += remote_port == port and state == "01" and inode in inodes
+    return count
+
+
 def procfile_command(name: str) -> str:
     for line in (PROJECT_DIR / "Procfile").read_text().splitlines():
         key, _, command = line.partition(":")

@@ -9,16 +9,14 @@ connections to Redis, from /proc.
 """
 
 import asyncio
-import os
 import uuid
-from contextlib import suppress
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
 from config.connections import redis_server
-from support.processes import NO_RATE_LIMITS, child_env, start_web
+from support.processes import NO_RATE_LIMITS, child_env, start_web, tcp_connections_to
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,22 +26,7 @@ ROOMS = 10
 
 
 def redis_connections(pid: int) -> int:
-    """Established TCP connections of process ``pid`` to Redis's port (Linux)."""
-    port = urlsplit(settings.REDIS_URL).port or 6379
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with suppress(OSError):  # closed meanwhile
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        with open(f"/proc/{pid}/net/{table}") as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
-                count += remote_port == port and state == "01" and inode in inodes
-    return count
+    return tcp_connections_to(pid, urlsplit(settings.REDIS_URL).port or 6379)
 
 
 async def open_and_talk(base: str, users, numbers: range, rooms: list[str]) -> list[Client]:
