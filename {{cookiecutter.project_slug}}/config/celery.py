@@ -8,6 +8,7 @@ The worker's life, in order:
 - ``worker_ready``: the main process serves the metrics, and runs the pending sweep
   (``chat.sweep``, a bootstep) every ``CHAT_PENDING_SWEEP_INTERVAL`` seconds, and the
   room mirror's watch every ``CHAT_ROOM_MIRROR_CHECK_INTERVAL``;
+- before each task, in the child: Django's query log empties, as a request's start empties it;
 - after each task, in the child: its connection goes back to the child's bounded pool
   (``config.connections``), whose figures go to the metrics;
 - when a child exits: its pool and notification loop close, its gauges stop counting;
@@ -28,7 +29,7 @@ if settings.PROCESS_ROLE == Role.WORKER:
     worker_metrics.prepare()
 
 from celery import Celery, signals
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, reset_queries
 from kombu import Exchange, Queue
 
 from chat import notifications
@@ -61,6 +62,14 @@ app.steps["worker"].add("chat.sweep:MirrorWatch")
 @signals.worker_ready.connect
 def serve_metrics(**kwargs):
     worker_metrics.serve()
+
+
+@signals.task_prerun.connect
+def empty_query_log(**kwargs):
+    """With DEBUG on, Django keeps each query's SQL on its connection (up to 9,000) and empties
+    the log only when a request starts, which never happens in a worker: without this a
+    child grows by megabytes over its first thousands of batches."""
+    reset_queries()
 
 
 @signals.task_postrun.connect

@@ -2,14 +2,15 @@
 closed cleanly when a worker process stops.
 """
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
-from django.db import InternalError, connection
+from django.db import InternalError, connection, reset_queries
 
-from chat import tasks
+from chat import notifications, tasks
 from chat.models import Message
 from chat.queue import publish
 from config.celery import close_pool
@@ -100,11 +101,30 @@ def test_a_database_error_of_any_kind_retries_the_batch(monkeypatch, django_user
     assert attempts == [20, 20] and stored(records)
 
 
-def test_the_shutdown_handler_closes_the_pool_before_the_process_exits():
+def test_the_shutdown_handler_closes_the_pool_before_the_process_exits(monkeypatch):
     """Celery sends worker_process_shutdown to each child before it exits; the handler must
     close the pool, so PostgreSQL (or pgbouncer) sees goodbyes, not dropped sockets."""
+    # It closes the notification loop too, which the later tests' eager tasks still need.
+    monkeypatch.setattr(notifications, "_runner", asyncio.Runner())
     pool = connection.pool
     Message.objects.exists()  # opens this process's pool
     assert pool.get_stats()["pool_size"] >= 1 and not pool.closed
     close_pool()
     assert pool.closed
+
+
+def test_a_task_starts_with_an_empty_query_log(settings, django_user_model):
+    """DEBUG keeps each query's SQL until a request starts; a worker's child never starts one,
+    so without the task_prerun handler the log grows to 9,000 entries per child."""
+    settings.DEBUG = True
+    author = django_user_model.objects.create_user("query-log")
+    reset_queries()
+    Message.objects.filter(body="before the task").exists()
+    assert len(connection.queries) == 1
+
+    assert tasks.persist_messages.apply(args=[batch(author, size=5)]).successful()
+    logged = [query["sql"] for query in connection.queries]
+    assert logged and not any("before the task" in sql for sql in logged)
+
+    assert tasks.persist_messages.apply(args=[batch(author, size=5)]).successful()
+    assert len(connection.queries) == len(logged), "the log kept the earlier task's queries"
