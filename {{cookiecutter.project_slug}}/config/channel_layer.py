@@ -13,10 +13,12 @@ The layer also files every message for this process's channels in a per-channel 
 and only the channel's own ``receive()`` ever removes one. A message that arrives after its
 consumer has gone (a ``message.persisted`` for a closed socket, the room's messages in the
 moment it leaves) left a buffer nobody reads, one per such socket, for the process's life
-(django/channels_redis#384): the soak saw it (docs/operations.md). Here a channel's buffer is
-dropped once nothing has waited on it for the layer's ``expiry``, the time the layer already
-lets a message wait in Redis. Consumers never take that long between two receives: their
-handlers only queue work (``chat.outbox``).
+(django/channels_redis#384): the soak saw it (docs/operations.md). Here a buffer that still
+holds the same messages after the layer's ``expiry`` (the time the layer already lets a
+message wait in Redis) is dropped. A live consumer never leaves its buffer that long: its
+handlers only queue work (``chat.outbox``), and the library deletes a buffer as soon as its
+channel has read it empty, so a channel being read has a new buffer by then. The sweep
+costs one clock read per ``receive()``, and a pass over the buffers once per ``expiry``.
 
 The pub/sub layer builds its pools deep inside per-loop objects (``create_pool`` called
 from ``RedisSingleShardConnection._ensure_redis``, made by ``RedisPubSubLoopLayer``, made by
@@ -28,8 +30,8 @@ burst. It keeps the library's pool, capped at those two (``CHANNEL_LAYER_MAX_CON
 for channels it no longer has.
 """
 
+import asyncio
 import time
-from collections import Counter
 
 import redis.asyncio
 from channels_redis.core import RedisChannelLayer
@@ -39,9 +41,9 @@ from django.conf import settings
 class BoundedRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.waiting: Counter[str] = Counter()  # channel -> receive() calls in progress
-        self.unread_since: dict[str, float] = {}  # channel -> when its last receive() ended
-        self.swept_at = time.monotonic()
+        # channel -> its buffer, for the buffers holding messages at the last sweep
+        self.unread: dict[str, asyncio.Queue] = {}
+        self.sweep_at = time.monotonic() + self.expiry
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
@@ -50,29 +52,17 @@ class BoundedRedisChannelLayer(RedisChannelLayer):
         )
 
     async def receive(self, channel):
-        self.waiting[channel] += 1
-        try:
-            return await super().receive(channel)
-        finally:
-            self.waiting[channel] -= 1
-            if not self.waiting[channel]:
-                del self.waiting[channel]
-                self.unread_since[channel] = time.monotonic()
+        if time.monotonic() >= self.sweep_at:
             self.drop_unread_buffers()
+        return await super().receive(channel)
 
     def drop_unread_buffers(self) -> None:
-        """At most once per ``expiry``: drop the buffers of channels nothing has waited on
-        for longer than that."""
-        now = time.monotonic()
-        if now - self.swept_at < self.expiry:
-            return
-        self.swept_at = now
-        for channel in list(self.receive_buffer):  # filed since the last round, never read
-            if channel not in self.waiting:
-                self.unread_since.setdefault(channel, now)
-        for channel, since in list(self.unread_since.items()):
-            if channel in self.waiting:
-                del self.unread_since[channel]
-            elif now - since > self.expiry:
-                del self.unread_since[channel]
-                self.receive_buffer.pop(channel, None)
+        """Drop the buffers that already held messages one sweep ago and are still the same
+        buffers: nothing has read them since."""
+        self.sweep_at = time.monotonic() + self.expiry
+        for channel, buffer in self.unread.items():
+            if self.receive_buffer.get(channel) is buffer:
+                del self.receive_buffer[channel]
+        self.unread = {
+            channel: buffer for channel, buffer in self.receive_buffer.items() if not buffer.empty()
+        }

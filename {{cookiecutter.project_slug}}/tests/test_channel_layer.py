@@ -13,17 +13,17 @@ EXPIRY = 1  # seconds: the layer's own message expiry, and so how long an unread
 async def test_late_messages_for_a_gone_channel_do_not_stay_in_memory():
     """A ``message.persisted`` for a socket that has closed: the layer files it in a buffer
     for the gone channel, which nobody will read (django/channels_redis#384). It must be
-    dropped once nothing has waited on the channel for the expiry."""
+    dropped once nothing has read it for the expiry, and the live channels' must not be."""
     layer = BoundedRedisChannelLayer(
         hosts=[{"address": settings.REDIS_URL}],
         prefix=f"layer-test-{uuid.uuid4().hex[:8]}",
         expiry=EXPIRY,
     )
-    live, gone = await layer.new_channel(), await layer.new_channel()
+    live, gone, quiet = [await layer.new_channel() for _ in range(3)]
     consumer = asyncio.create_task(layer.receive(gone))
-    await asyncio.sleep(0)  # one turn of the loop: the task runs up to its first wait
-    assert gone in layer.waiting  # the consumer waits on its channel...
-    consumer.cancel()  # ...and its socket closes
+    listener = asyncio.create_task(layer.receive(quiet))  # a socket in a room with no news
+    await asyncio.sleep(0)  # one turn of the loop: the tasks run up to their first wait
+    consumer.cancel()  # the consumer's socket closes
     await layer.send(gone, {"type": "message.persisted", "id": "late"})
 
     async def one_round_trip():  # another consumer of the process at work
@@ -37,6 +37,8 @@ async def test_late_messages_for_a_gone_channel_do_not_stay_in_memory():
         while gone in layer.receive_buffer:
             assert asyncio.get_running_loop().time() < deadline, "still buffered"
             await one_round_trip()
+        await layer.send(quiet, {"type": "room.message"})
+        assert (await asyncio.wait_for(listener, 10))["type"] == "room.message"
     finally:
         await layer.flush()
         await layer.close_pools()
