@@ -167,10 +167,14 @@ class RedisBudget:
             urls.setdefault(redis_server(url), url)
         return urls
 
+    def shares(self) -> dict[str, dict[Role, int]]:
+        """Each Redis server the project uses, with what each role may hold there."""
+        allowed = {role: self.allowed(role) for role in Role}
+        return {
+            server: {role: allowed[role][server] for role in Role} for server in self.server_urls()
+        }
+
     @property
     def servers(self) -> dict[str, int]:
         """Each Redis server the project uses, with the most connections it may hold."""
-        total: Counter[str] = Counter()
-        for role in Role:
-            total.update(self.allowed(role))
-        return dict(total)
+        return {server: sum(roles.values()) for server, roles in self.shares().items()}

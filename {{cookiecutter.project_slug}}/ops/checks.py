@@ -15,8 +15,6 @@ from django.conf import settings
 from django.core import checks
 from django.db import connections
 
-from config.roles import Role
-
 WARN_ABOVE = 0.8
 
 
@@ -55,17 +53,18 @@ def connection_budget_fits_server(databases=None, **kwargs):
     return []
 
 
-def redis_maxclients(url: str) -> int | None:
+def redis_client(url: str) -> redis.Redis:
+    """A short-lived client for a check: it fails fast rather than hang a deploy."""
+    return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+
+
+def redis_maxclients(client: redis.Redis) -> int | None:
     """The server's ``maxclients``: from CONFIG GET, or, where CONFIG is renamed away (as
     managed Redis services do), from INFO; None if neither tells."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     try:
-        try:
-            value = client.config_get("maxclients").get("maxclients")
-        except redis.ResponseError:  # "unknown command": CONFIG renamed away
-            value = client.info("clients").get("maxclients")
-    finally:
-        client.close()
+        value = client.config_get("maxclients").get("maxclients")
+    except redis.ResponseError:  # "unknown command": CONFIG renamed away
+        value = client.info("clients").get("maxclients")
     return None if value is None else int(value)
 
 
@@ -86,19 +85,20 @@ def redis_budget_fits_servers(databases=None, **kwargs):
         "the server's maxclients."
     )
     found: list[checks.CheckMessage] = []
+    shares_by_server = budget.shares()
     for server, url in budget.server_urls().items():
-        total = budget.servers[server]
-        shares = " + ".join(
-            f"{role} {budget.allowed(role)[server]}"
-            for role in Role
-            if budget.allowed(role)[server]
-        )
+        roles = shares_by_server[server]
+        total = sum(roles.values())
+        shares = " + ".join(f"{role} {held}" for role, held in roles.items() if held)
+        client = redis_client(url)
         try:
-            maxclients = redis_maxclients(url)
+            maxclients = redis_maxclients(client)
         except redis.RedisError as exc:
             maxclients, why = None, f"it did not answer ({exc})"
         else:
             why = "neither CONFIG GET nor INFO gives maxclients"
+        finally:
+            client.close()
         if maxclients is None:
             found.append(
                 checks.Warning(

@@ -10,30 +10,30 @@ other projects' clients included. ``manage.py redisconnections`` prints it.
 import redis
 from django.conf import settings
 
-from config.roles import Role
-from ops.checks import redis_maxclients
+from ops.checks import redis_client, redis_maxclients
 
 
 def snapshot() -> dict:
     """Per server: clients now (None if it did not answer), the budget by role, its total,
     and maxclients (None if unknown)."""
     budget = settings.REDIS_BUDGET
+    shares = budget.shares()
     servers = {}
     for server, url in budget.server_urls().items():
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client = redis_client(url)
         connected: int | None
         maxclients: int | None
         try:
             connected = int(client.info("clients")["connected_clients"]) - 1  # not this one
-            maxclients = redis_maxclients(url)
+            maxclients = redis_maxclients(client)
         except redis.RedisError:
             connected = maxclients = None
         finally:
             client.close()
         servers[server] = {
             "now": connected,
-            "budget": {str(role): budget.allowed(role)[server] for role in Role},
-            "budget_total": budget.servers[server],
+            "budget": {str(role): held for role, held in shares[server].items()},
+            "budget_total": sum(shares[server].values()),
             "maxclients": maxclients,
         }
     return {"servers": servers}
