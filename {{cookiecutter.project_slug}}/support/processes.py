@@ -4,6 +4,7 @@ Nothing here sleeps to synchronise: every wait polls a condition until a deadlin
 process that fails to come up is reported with the end of its log.
 """
 
+import configparser
 import contextlib
 import ctypes
 import glob
@@ -358,37 +359,50 @@ class PostgresServer:
 
 
 class PgBouncer:
-    """A pgbouncer of its own in transaction mode (Debian's ``pgbouncer``), on a free port,
-    in front of ``server`` (a ``DATABASES`` entry), at most ``pool_size`` connections to it.
+    """A pgbouncer of its own (Debian's ``pgbouncer``) on a free port, in front of ``server``
+    (a ``DATABASES`` entry). pgbouncer refuses to run as root, so as root it runs as
+    ``postgres``.
 
-    For the benchmark's design (h), in any bake: a project generated with pgbouncer runs its
-    tests through its own ``pgbouncer/pgbouncer.ini`` instead (``tests/pgbouncer.py``).
-    pgbouncer refuses to run as root, so as root it runs as ``postgres``.
+    With the project's own ``pgbouncer/pgbouncer.ini`` (``ini``): a project generated with
+    pgbouncer runs its tests through it (``tests/pgbouncer.py``). Without: transaction mode
+    and at most ``pool_size`` connections to the server, the benchmark's design (h) in any
+    bake.
     """
 
-    def __init__(self, server: dict, pool_size: int = 20):
+    def __init__(self, server: dict, pool_size: int = 20, ini: Path | None = None):
         if not pgbouncer_binary():
             raise RuntimeError("No pgbouncer: apt-get install pgbouncer")
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.directory.chmod(0o755)
+        self.log = self.directory / "pgbouncer.log"
+        config = configparser.ConfigParser(delimiters=("=",), comment_prefixes=(";",))
+        config.optionxform = str  # type: ignore[assignment,method-assign]
+        if ini is None:
+            (self.directory / "userlist.txt").write_text(f'"{server["USER"] or "postgres"}" ""\n')
+            config.read_dict({"databases": {}, "pgbouncer": transaction_pool(pool_size)})
+        else:
+            config.read(ini)
+            shutil.copy(ini.parent / "userlist.txt", self.directory)
         host, port = server["HOST"] or "127.0.0.1", server["PORT"] or 5432
-        user = server["USER"] or "postgres"
-        (self.directory / "userlist.txt").write_text(f'"{user}" ""\n')
-        (self.directory / "pgbouncer.ini").write_text(
-            f"[databases]\n* = host={host} port={port}\n[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {self.directory / 'userlist.txt'}\n"
-            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
-            f"max_db_connections = {pool_size}\nmax_client_conn = 5000\n"
-            "ignore_startup_parameters = extra_float_digits\n"
-            f"logfile = {self.directory / 'pgbouncer.log'}\n"
+        config["databases"]["*"] = f"host={host} port={port}"
+        config["pgbouncer"].update(
+            listen_addr="127.0.0.1",
+            listen_port=str(self.port),
+            unix_socket_dir="",
+            auth_file=str(self.directory / "userlist.txt"),
+            logfile=str(self.log),
+            # support.pgstat counts each process's connections on its console.
+            stats_users=server["USER"] or "postgres",
         )
+        with open(self.directory / "pgbouncer.ini", "w") as file:
+            config.write(file)
         command = ["pgbouncer", str(self.directory / "pgbouncer.ini")]
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres")
             command[1:1] = ["-u", "postgres"]
         env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin"}
+        # It logs to its logfile; an unread pipe on stdout would fill up and stall it.
         self.popen = subprocess.Popen(
             command,
             env=env,
@@ -401,8 +415,7 @@ class PgBouncer:
 
     def listening(self) -> bool:
         if self.popen.poll() is not None:
-            log = (self.directory / "pgbouncer.log").read_text()[-2000:]
-            raise RuntimeError(f"pgbouncer exited:\n{log}")
+            raise RuntimeError(f"pgbouncer exited:\n{self.log.read_text()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
             return True
@@ -413,10 +426,24 @@ class PgBouncer:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def stop(self):
+        """Closes its server connections too, so the database it served can be dropped."""
         if self.popen.poll() is None:
             self.popen.terminate()
             self.popen.wait(30)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def transaction_pool(pool_size: int) -> dict[str, str]:
+    """pgbouncer's settings for the benchmark's design (h): transaction pooling, at most
+    ``pool_size`` connections to the server, trusting local clients."""
+    return {
+        "auth_type": "trust",
+        "pool_mode": "transaction",
+        "default_pool_size": str(pool_size),
+        "max_db_connections": str(pool_size),
+        "max_client_conn": "5000",
+        "ignore_startup_parameters": "extra_float_digits",
+    }
 
 
 class RabbitMQServer:
