@@ -308,10 +308,13 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
 CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
 # Hand-off micro-batching: one Celery task per batch, flushed on size or delay, published
-# by this function (chat/handoff.py).
+# by this function (chat/handoff.py). The delay is how much later a sender hears
+# "accepted"; the room sees the message at once either way. Each batch costs a publish in
+# the ASGI process and a task in the worker: at 100 msgs/s, 25 ms rather than 5 halved the
+# worker's CPU and cut the ASGI process's by a sixth (docs/benchmark.md).
 CHAT_HANDOFF_PUBLISHER = env("CHAT_HANDOFF_PUBLISHER", default="chat.queue.publish")
 CHAT_HANDOFF_MAX_BATCH = env.int("CHAT_HANDOFF_MAX_BATCH", default=200)
-CHAT_HANDOFF_MAX_DELAY = env.float("CHAT_HANDOFF_MAX_DELAY_MS", default=5) / 1000
+CHAT_HANDOFF_MAX_DELAY = env.float("CHAT_HANDOFF_MAX_DELAY_MS", default=25) / 1000
 # A batch not published within this many seconds answers its senders "unavailable", whatever
 # holds the publish up. The broker's socket timeouts above free the publishing thread; this
 # bounds what a sender waits even if something else blocks it. Above the worst case of the
