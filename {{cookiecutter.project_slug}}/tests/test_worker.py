@@ -3,6 +3,9 @@ closed cleanly when a worker process stops.
 """
 
 import asyncio
+import gc
+import logging
+import tracemalloc
 import uuid
 from datetime import UTC, datetime
 
@@ -128,3 +131,25 @@ def test_a_task_starts_with_an_empty_query_log(settings, django_user_model):
 
     assert tasks.persist_messages.apply(args=[batch(author, size=5)]).successful()
     assert len(connection.queries) == len(logged), "the log kept the earlier task's queries"
+
+
+def test_tasks_leave_no_memory_behind(settings, django_user_model, caplog):
+    """A worker child runs tasks for hours: after a warm-up (caches, the pool, the
+    notification loop), hundreds more must not leave memory behind. Measured this way over
+    12,000 tasks: 30 KB of Python allocations, RSS +0.01 MiB (docs/operations.md)."""
+    settings.DEBUG = True  # as the soak's worker runs: the query log must not keep growing
+    caplog.set_level(logging.WARNING)  # pytest keeps every record: "Task ... succeeded"
+    author = django_user_model.objects.create_user("no-leftovers")
+    for _ in range(50):
+        tasks.persist_messages.apply(args=[batch(author, size=3)])
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(500):
+            assert tasks.persist_messages.apply(args=[batch(author, size=3)]).successful()
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024, f"{after - before} bytes left by 500 tasks"
