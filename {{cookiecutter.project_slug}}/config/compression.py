@@ -25,7 +25,7 @@ def accept_under_daphne() -> None:
     if not enabled():
         return  # daphne (autobahn) then refuses every offer: nothing to change
     from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
-    from daphne.ws_protocol import WebSocketFactory
+    from daphne.ws_protocol import WebSocketFactory  # type: ignore[import-untyped]
 
     def accept(offers):
         for offer in offers:
@@ -38,4 +38,4 @@ def accept_under_daphne() -> None:
         factory.perMessageCompressionAccept = accept
 
     reset = WebSocketFactory.resetProtocolOptions  # the factory's __init__ calls it
-    WebSocketFactory.resetProtocolOptions = reset_with_compression  # type: ignore[method-assign]
+    WebSocketFactory.resetProtocolOptions = reset_with_compression
