@@ -544,10 +544,11 @@ def top_level(rows: list[dict], design: str) -> dict | None:
 
 def sockets_section(rows: list[dict], results: dict) -> list[str]:
     sizes = results["meta"]["sizes"]
-    ping = sizes.get("crowd_ping") or "the shipped 20"
+    ping = sizes.get("crowd_ping") or 20
     return [
         "### 9. Idle sockets on one process (this project vs the bare consumer (e))",
-        f"The server from the Procfile's web line (keepalive ping every {ping} s), clients in "
+        f"The server from the Procfile's web line (keepalive ping every {ping} s), the "
+        f"idle CPU over {sizes.get('crowd_idle', 0):g} s; clients in "
         "a second process offering permessage-deflate as browsers do, 20 sockets per room. "
         "Each level once one message sent into every room has reached every socket; "
         "memory is the resident memory above the idle process, per socket.",
