@@ -12,6 +12,7 @@
 """
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import tempfile
@@ -45,6 +46,7 @@ from chat.models import Message
 from chat.queue import PERSIST_TASK
 from config.celery import app
 from support.processes import (
+    Process,
     RedisServer,
     pgbouncer_binary,
     sampling,
@@ -559,32 +561,46 @@ CROWD_ROOM = 20  # sockets per room in the sockets scenario
 
 def sockets(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
     """Idle sockets on one server process: the project's (c) and the bare consumer (e), on
-    the same server settings (the Procfile's web line), one after the other, the clients in
-    a second process (``bench.crowd``). At each level of ``sizes.crowd``, once one message
-    sent into every room has reached every socket: memory above the idle process, Redis
-    and PostgreSQL connections; at the top level, CPU over ``crowd_idle`` seconds of
-    nothing but keepalive pings."""
+    the same server settings (the Procfile's web line), each with its clients in a process
+    of their own (``bench.crowd``). One design after the other, at each level of
+    ``sizes.crowd``, once one message sent into every room has reached every socket: memory
+    above the idle process, Redis and PostgreSQL connections. Then, both holding their
+    sockets, CPU over the same ``crowd_idle`` seconds of nothing but keepalive pings: the
+    same window, so that other work on the machine weighs on both alike."""
     soft, hard = raise_file_limit()
     progress(f"open-file limit raised from {soft} to {hard} (servers and clients inherit it)")
     if max(sizes.crowd) * 1.1 > hard:
         progress(f"warning: {max(sizes.crowd)} sockets need more files than {hard}")
     env = {"WS_PING_INTERVAL": str(sizes.crowd_ping)} if sizes.crowd_ping else {}
-    rows = []
-    for design in "ce":
-        progress(f"design {design}, up to {max(sizes.crowd)} idle sockets", head=True)
-        rows += crowd_run(stage, sizes, cookies, design, env, progress)
+    rows: dict[str, list[dict]] = {}
+    webs: dict[str, Process] = {}
+    with contextlib.ExitStack() as stack:
+        for design in "ce":
+            progress(f"design {design}, up to {max(sizes.crowd)} idle sockets", head=True)
+            ((web, url),) = stage.servers(
+                default_server(), design, env=env, command=procfile_server(DESIGNS[design].app)
+            )
+            stack.callback(stage.stop, web)
+            crowd = Crowd()
+            stack.callback(crowd.stop)  # before its server: the sockets close first
+            webs[design] = web
+            rows[design] = crowd_levels(sizes, cookies, design, web, url, crowd, progress)
+        progress(f"both idle for {sizes.crowd_idle:g} s (keepalive pings only)", head=True)
+        before = {design: cpu_seconds(web.pid) for design, web in webs.items()}
+        time.sleep(sizes.crowd_idle)  # the measurement window itself, not a wait for a state
+        for design, web in webs.items():
+            busy = (cpu_seconds(web.pid) - before[design]) / sizes.crowd_idle
+            rows[design][-1]["idle_cpu_pct"] = round(busy * 100, 1)
+            progress(f"({design}): idle CPU {busy * 100:.1f}% of a core")
     empty_queue()  # the project's batches: no worker stored them
-    return rows
+    return rows["c"] + rows["e"]
 
 
-def crowd_run(
-    stage: Stage, sizes: Sizes, cookies: list[str], design: str, env: dict, progress
+def crowd_levels(
+    sizes: Sizes, cookies: list[str], design: str, web: Process, url: str, crowd: Crowd, progress
 ) -> list[dict]:
     rooms = [f"bench-crowd-{design}-{n}" for n in range(max(sizes.crowd) // CROWD_ROOM)]
     redis_port = urlsplit(settings.REDIS_URL).port or 6379
-    ((web, url),) = stage.servers(
-        default_server(), design, env=env, command=procfile_server(DESIGNS[design].app)
-    )
     idle_mb = rss_mb(web.pid)["rss_mb"]
     redis_peak = 0
 
@@ -592,55 +608,44 @@ def crowd_run(
         nonlocal redis_peak
         redis_peak = max(redis_peak, tcp_connections_to(web.pid, redis_port))
 
-    crowd = Crowd()
     rows = []
-    try:
-        for level in sizes.crowd:
-            redis_peak = 0
-            with ConnectionWatch(connection.settings_dict) as watch, sampling(sample_redis, 0.2):
-                opened = crowd.ask(open=level, url=url, cookies=cookies, rooms=rooms)
-                progress(
-                    f"{opened['opened']} sockets open, {opened['failed']} failed "
-                    f"{opened['errors'] or ''} ({opened['seconds']:g} s); "
-                    "one message into every room"
-                )
-                heard = crowd.ask(broadcast=True, within=max(60.0, level / 50))
-            memory = rss_mb(web.pid)
-            sockets = opened["opened"]
-            row = {
-                "design": design,
-                "server": default_server(),
-                "sockets": sockets,
-                "asked": level,
-                "failed": opened["failed"],
-                "handshake_errors": opened["errors"],
-                "handshake_s": opened["seconds"],
-                "rooms": heard["rooms"],
-                "delivered": heard["delivered"],
-                "expected": heard["expected"],
-                "delivery_s": heard["seconds"],
-                "idle_rss_mb": idle_mb,
-                **memory,
-                "kib_per_socket": round((memory["rss_mb"] - idle_mb) * 1024 / max(sockets, 1), 1),
-                "redis_clients_peak": redis_peak,
-                # What the pools of one process may hold (config.connections.RedisBudget).
-                "redis_budget": sum(settings.REDIS_BUDGET.per_process().values()),
-                "web_peak": watch.peak["web"],
-                "idle_cpu_pct": None,
-            }
+    for level in sizes.crowd:
+        redis_peak = 0
+        with ConnectionWatch(connection.settings_dict) as watch, sampling(sample_redis, 0.2):
+            opened = crowd.ask(open=level, url=url, cookies=cookies, rooms=rooms)
             progress(
-                f"{heard['delivered']}/{heard['expected']} heard it in {heard['seconds']:g} s; "
-                f"{row['kib_per_socket']:g} KiB/socket, {redis_peak} Redis clients, "
-                f"{row['web_peak']} PostgreSQL connections"
+                f"{opened['opened']} sockets open, {opened['failed']} failed "
+                f"{opened['errors'] or ''}({opened['seconds']:g} s); "
+                "one message into every room"
             )
-            rows.append(row)
-        before = cpu_seconds(web.pid)
-        progress(f"idle for {sizes.crowd_idle:g} s (keepalive pings only)")
-        time.sleep(sizes.crowd_idle)  # the measurement window itself, not a wait for a state
-        busy = (cpu_seconds(web.pid) - before) / sizes.crowd_idle
-        rows[-1]["idle_cpu_pct"] = round(busy * 100, 1)
-        progress(f"idle CPU {rows[-1]['idle_cpu_pct']:g}% of a core")
-    finally:
-        crowd.stop()
-        stage.stop(web)
+            heard = crowd.ask(broadcast=True, within=max(60.0, level / 50))
+        memory = rss_mb(web.pid)
+        sockets = opened["opened"]
+        row = {
+            "design": design,
+            "server": default_server(),
+            "sockets": sockets,
+            "asked": level,
+            "failed": opened["failed"],
+            "handshake_errors": opened["errors"],
+            "handshake_s": opened["seconds"],
+            "rooms": heard["rooms"],
+            "delivered": heard["delivered"],
+            "expected": heard["expected"],
+            "delivery_s": heard["seconds"],
+            "idle_rss_mb": idle_mb,
+            **memory,
+            "kib_per_socket": round((memory["rss_mb"] - idle_mb) * 1024 / max(sockets, 1), 1),
+            "redis_clients_peak": redis_peak,
+            # What the pools of one process may hold (config.connections.RedisBudget).
+            "redis_budget": sum(settings.REDIS_BUDGET.per_process().values()),
+            "web_peak": watch.peak["web"],
+            "idle_cpu_pct": None,
+        }
+        progress(
+            f"{heard['delivered']}/{heard['expected']} heard it in {heard['seconds']:g} s; "
+            f"{row['kib_per_socket']:g} KiB/socket, {redis_peak} Redis clients, "
+            f"{row['web_peak']} PostgreSQL connections"
+        )
+        rows.append(row)
     return rows
