@@ -20,6 +20,7 @@ from pathlib import Path
 ONLY_FOR = {
     ("db_pooling", "pgbouncer"): ["pgbouncer", "tests/pgbouncer.py"],
     ("use_docker", "y"): ["Dockerfile", "docker-compose.yml", ".dockerignore"],
+    ("asgi_server", "uvicorn"): ["config/uvicorn_protocol.py"],
 }
 
 

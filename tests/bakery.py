@@ -40,6 +40,7 @@ COMBINATIONS = [
 ONLY_FOR = {
     ("db_pooling", "pgbouncer"): ["pgbouncer/pgbouncer.ini", "tests/pgbouncer.py"],
     ("use_docker", "y"): ["Dockerfile", "docker-compose.yml", ".dockerignore"],
+    ("asgi_server", "uvicorn"): ["config/uvicorn_protocol.py"],
 }
 
 POSTGRES_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"

@@ -75,6 +75,9 @@ def test_every_scenario_ran(results):
         (design, k) for design in sizes["wall_designs"] for k in sizes["wall_processes"]
     ]
     assert [(row["processes"], row["shards"]) for row in results["cluster"]] == [(2, 3)]
+    assert [(row["design"], row["asked"]) for row in results["sockets"]] == [
+        (design, n) for design in "ce" for n in sizes["crowd"]
+    ]
     # Timings are not asserted, but the quick mode must stay quick.
     assert results["elapsed"] < QUICK_LIMIT, results["elapsed"]
 
@@ -125,3 +128,21 @@ def test_the_peer_designs_do_hold_connections_in_the_asgi_process(results):
     ]
     assert {row["design"] for row in peers} >= set("abfgh")
     assert all(row["web_peak"] >= 1 for row in peers), [r["web_peak"] for r in peers]
+
+
+@pytest.mark.slow
+def test_idle_sockets_cost_the_project_no_database_connection_and_bounded_redis(results):
+    """The sockets scenario: every handshake succeeds and every socket hears its room's
+    message, with no PostgreSQL connection, and the process's Redis clients stay within its
+    pools at every level: they do not grow with the sockets (the bare consumer's 2 or 3 show
+    the count is real)."""
+    ours = [row for row in results["sockets"] if row["design"] == "c"]
+    for row in ours:
+        assert row["sockets"] == row["asked"] and row["failed"] == 0, row
+        assert row["delivered"] == row["expected"] == row["sockets"], row
+        assert row["web_peak"] == 0, row
+        assert 1 <= row["redis_clients_peak"] <= row["redis_budget"], row
+    # The budget is a sum of pool sizes, the same at every level: far from one per socket.
+    assert len({row["redis_budget"] for row in ours}) == 1, ours
+    assert ours[-1]["redis_clients_peak"] < ours[-1]["sockets"] / 10, ours
+    assert all(row["redis_clients_peak"] >= 1 for row in results["sockets"])

@@ -147,8 +147,8 @@ GOOD_ANSWERS = {
     "author_name": "Your Name",
     "description": "A real-time Django project.",
 }
-ALL_UNCHOSEN = {"db_pooling": "django_pool", "use_docker": "n"}
-ALL_CHOSEN = {"db_pooling": "pgbouncer", "use_docker": "y"}
+ALL_UNCHOSEN = {"db_pooling": "django_pool", "use_docker": "n", "asgi_server": "daphne"}
+ALL_CHOSEN = {"db_pooling": "pgbouncer", "use_docker": "y", "asgi_server": "uvicorn"}
 
 
 def test_problems_accepts_good_answers():

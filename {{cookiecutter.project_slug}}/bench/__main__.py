@@ -23,6 +23,7 @@ SCENARIOS = (
     "table",
     "wall",
     "cluster",
+    "sockets",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -62,7 +63,9 @@ def main(argv=None) -> int:
         progress(f"skipping {what}: {why}")
     stack.use_bench_database()
     stack.empty_queue()
-    users = max(20, max(sizes.sockets, *sizes.scale, sizes.table_sockets, sizes.wall_sockets) // 5)
+    most = max(sizes.sockets, *sizes.scale, sizes.table_sockets, sizes.wall_sockets)
+    # The sockets scenario's crowd: 10 sockets per user, within CHAT_MAX_SOCKETS_PER_USER.
+    users = max(20, most // 5, max(sizes.crowd) // 10)
     progress(f"logging in {users} users", head=True)
     cookies = stack.log_in_users(users)
     bench_stage = stack.Stage(args.out / "logs")

@@ -528,6 +528,127 @@ def cluster_panel(ax, rows: list[dict], results: dict) -> None:
     ax.set_title("8. Past one process (this project's design)")
 
 
+# 9. Sockets
+
+# Issue 20's targets for the project's process (c) beside the bare consumer (e).
+SOCKET_MEMORY_RATIO = 1.15
+SOCKET_MEMORY_KIB = 45
+SOCKET_IDLE_CPU_RATIO = 1.25
+SOCKET_DELIVERY_RATIO = 1.25
+
+
+def top_level(rows: list[dict], design: str) -> dict | None:
+    """The design's row at the most sockets asked for."""
+    return max(of_design(rows, design), key=lambda row: row["asked"], default=None)
+
+
+def sockets_section(rows: list[dict], results: dict) -> list[str]:
+    sizes = results["meta"]["sizes"]
+    ping = sizes.get("crowd_ping") or 20
+    return [
+        "### 9. Idle sockets on one process (this project vs the bare consumer (e))",
+        f"The server from the Procfile's web line (keepalive ping every {ping} s), the "
+        f"idle CPU over {sizes.get('crowd_idle', 0):g} s; clients in "
+        "a second process offering permessage-deflate as browsers do, 20 sockets per room. "
+        "Each level once one message sent into every room has reached every socket; "
+        "memory is the resident memory above the idle process, per socket.",
+        table(
+            [
+                "design",
+                "sockets (failed)",
+                "handshakes s",
+                "heard the message (of)",
+                "to every socket s",
+                "ASGI RSS MiB (idle)",
+                "KiB per socket",
+                "Redis clients ASGI (peak / budget)",
+                "PG conns ASGI (peak)",
+                "idle CPU % of a core",
+            ],
+            [
+                [
+                    DESIGN_NAMES[r["design"]],
+                    f"{r['sockets']} ({r['failed']})",
+                    r["handshake_s"],
+                    f"{r['delivered']} ({r['expected']})",
+                    r["delivery_s"],
+                    f"{cell(r['rss_mb'])} ({cell(r['idle_rss_mb'])})",
+                    r["kib_per_socket"],
+                    f"{r['redis_clients_peak']} / {r['redis_budget']}",
+                    r["web_peak"],
+                    r["idle_cpu_pct"],
+                ]
+                for r in rows
+            ],
+        ),
+    ]
+
+
+def sockets_targets(rows: list[dict], results: dict) -> list[tuple]:
+    c, e = top_level(rows, "c"), top_level(rows, "e")
+    if c is None or e is None:
+        return []
+    n = c["asked"]
+    memory = ratio(c["kib_per_socket"], e["kib_per_socket"])
+    cpu = ratio(c["idle_cpu_pct"], e["idle_cpu_pct"])
+    delivery = ratio(c["delivery_s"], e["delivery_s"])
+    heard = c["delivered"] == c["expected"] == n
+    ours = of_design(rows, "c")
+    redis = [f"{r['redis_clients_peak']} at {r['sockets']}" for r in ours]
+    pg = max(r["web_peak"] for r in ours)
+    return [
+        (f"(c) {n} sockets: 0 PostgreSQL connections", pg == 0, f"peak {pg}"),
+        (
+            f"(c) every one of {n} handshakes succeeds",
+            c["sockets"] == n and not c["failed"],
+            f"{c['sockets']} opened, {c['failed']} failed ((e): {e['sockets']}, {e['failed']})",
+        ),
+        (
+            f"(c) memory per socket within {SOCKET_MEMORY_RATIO}x of (e)",
+            memory is not None and memory <= SOCKET_MEMORY_RATIO,
+            f"{memory}x ({c['kib_per_socket']:g} vs {e['kib_per_socket']:g} KiB)",
+        ),
+        (
+            f"(c) at most {SOCKET_MEMORY_KIB} KiB per socket, shipped defaults",
+            c["kib_per_socket"] <= SOCKET_MEMORY_KIB,
+            f"{c['kib_per_socket']:g} KiB",
+        ),
+        (
+            f"(c) idle CPU within {SOCKET_IDLE_CPU_RATIO}x of (e)",
+            cpu is not None and cpu <= SOCKET_IDLE_CPU_RATIO,
+            f"{cpu}x ({cell(c['idle_cpu_pct'])}% vs {cell(e['idle_cpu_pct'])}% of a core)",
+        ),
+        (
+            f"(c) a message to every room reaches all {n} sockets within "
+            f"{SOCKET_DELIVERY_RATIO}x of (e)'s time",
+            heard and delivery is not None and delivery <= SOCKET_DELIVERY_RATIO,
+            f"{delivery}x ({c['delivery_s']:g} vs {e['delivery_s']:g} s; "
+            f"{c['delivered']} of {c['expected']} heard it)",
+        ),
+        (
+            "(c) Redis clients within the process's pools, whatever the sockets",
+            all(r["redis_clients_peak"] <= r["redis_budget"] for r in ours),
+            f"{', '.join(redis)} (budget {c['redis_budget']})",
+        ),
+    ]
+
+
+def sockets_panel(ax, rows: list[dict], results: dict) -> None:
+    for design, marker in (("c", "o-"), ("e", "s--")):
+        mine = sorted(of_design(rows, design), key=lambda row: row["sockets"])
+        ax.plot(
+            [r["sockets"] for r in mine],
+            [r["kib_per_socket"] for r in mine],
+            marker,
+            label=f"({design}) KiB per socket",
+        )
+    ax.axhline(SOCKET_MEMORY_KIB, color="grey", linestyle=":", label="target")
+    ax.set_xscale("log")
+    ax.set_xlabel("idle sockets on one process")
+    ax.set_title("9. Memory per idle socket")
+    ax.legend()
+
+
 def none(rows: list[dict], results: dict) -> list:
     return []
 
@@ -542,6 +663,7 @@ SCENARIOS = {
     "table": (table_section, table_targets, table_panel),
     "wall": (wall_section, wall_targets, wall_panel),
     "cluster": (cluster_section, cluster_targets, cluster_panel),
+    "sockets": (sockets_section, sockets_targets, sockets_panel),
 }
 
 

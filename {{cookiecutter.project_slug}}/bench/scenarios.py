@@ -7,10 +7,12 @@
 5. knee: a rising offered load on every design, until it no longer keeps up;
 6. table: the rows of the article's comparison table, with 1,000 sockets;
 7. wall: every design against a PostgreSQL with few connections (``bench.wall``);
-8. cluster: the project's design on two server processes and a sharded channel layer.
+8. cluster: the project's design on two server processes and a sharded channel layer;
+9. sockets: thousands of idle sockets on the project's process and on the bare consumer (e).
 """
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import tempfile
@@ -25,6 +27,7 @@ from django.conf import settings
 from django.db import connection
 
 from bench import load
+from bench.crowd import Crowd, raise_file_limit
 from bench.pgwatch import ConnectionWatch
 from bench.stack import (
     DESIGNS,
@@ -35,6 +38,7 @@ from bench.stack import (
     default_server,
     empty_messages,
     empty_queue,
+    procfile_server,
     rss_mb,
     stored,
 )
@@ -42,8 +46,10 @@ from chat.models import Message
 from chat.queue import PERSIST_TASK
 from config.celery import app
 from support.processes import (
+    Process,
     RedisServer,
     pgbouncer_binary,
+    sampling,
     server_binaries,
     tcp_connections_to,
 )
@@ -81,6 +87,9 @@ class Sizes:
     wall_max_connections: int  # of the wall's own PostgreSQL
     wall_settle: float
     cluster_shards: int  # redis-servers of the channel layer, for 2 server processes
+    crowd: tuple[int, ...]  # idle sockets on one process, level after level, 20 per room
+    crowd_idle: float  # seconds over which idle CPU is measured, keepalive pings included
+    crowd_ping: int | None  # WS_PING_INTERVAL of both servers (None: the shipped default)
 
 
 FULL = Sizes(
@@ -113,6 +122,9 @@ FULL = Sizes(
     wall_max_connections=30,
     wall_settle=10,
     cluster_shards=3,
+    crowd=(1000, 10000),
+    crowd_idle=20,  # one of the shipped 20 s ping intervals: every socket pinged once
+    crowd_ping=None,
 )
 QUICK = Sizes(
     designs="abcd",
@@ -143,6 +155,9 @@ QUICK = Sizes(
     wall_max_connections=30,
     wall_settle=10,
     cluster_shards=3,
+    crowd=(100, 500),
+    crowd_idle=6,
+    crowd_ping=2,  # so that a short window sees pings: three rounds
 )
 
 
@@ -539,3 +554,98 @@ def cluster(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[di
             shard.stop(signal.SIGKILL)
         shutil.rmtree(directory, ignore_errors=True)
     return [row | {"shards": len(shards)}]
+
+
+CROWD_ROOM = 20  # sockets per room in the sockets scenario
+
+
+def sockets(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
+    """Idle sockets on one server process: the project's (c) and the bare consumer (e), on
+    the same server settings (the Procfile's web line), each with its clients in a process
+    of their own (``bench.crowd``). One design after the other, at each level of
+    ``sizes.crowd``, once one message sent into every room has reached every socket: memory
+    above the idle process, Redis and PostgreSQL connections. Then, both holding their
+    sockets, CPU over the same ``crowd_idle`` seconds of nothing but keepalive pings: the
+    same window, so that other work on the machine weighs on both alike."""
+    soft, hard = raise_file_limit()
+    progress(f"open-file limit raised from {soft} to {hard} (servers and clients inherit it)")
+    if max(sizes.crowd) * 1.1 > hard:
+        progress(f"warning: {max(sizes.crowd)} sockets need more files than {hard}")
+    env = {"WS_PING_INTERVAL": str(sizes.crowd_ping)} if sizes.crowd_ping else {}
+    rows: dict[str, list[dict]] = {}
+    webs: dict[str, Process] = {}
+    with contextlib.ExitStack() as stack:
+        for design in "ce":
+            progress(f"design {design}, up to {max(sizes.crowd)} idle sockets", head=True)
+            ((web, url),) = stage.servers(
+                default_server(), design, env=env, command=procfile_server(DESIGNS[design].app)
+            )
+            stack.callback(stage.stop, web)
+            crowd = Crowd()
+            stack.callback(crowd.stop)  # before its server: the sockets close first
+            webs[design] = web
+            rows[design] = crowd_levels(sizes, cookies, design, web, url, crowd, progress)
+        progress(f"both idle for {sizes.crowd_idle:g} s (keepalive pings only)", head=True)
+        before = {design: cpu_seconds(web.pid) for design, web in webs.items()}
+        time.sleep(sizes.crowd_idle)  # the measurement window itself, not a wait for a state
+        for design, web in webs.items():
+            busy = (cpu_seconds(web.pid) - before[design]) / sizes.crowd_idle
+            rows[design][-1]["idle_cpu_pct"] = round(busy * 100, 1)
+            progress(f"({design}): idle CPU {busy * 100:.1f}% of a core")
+    empty_queue()  # the project's batches: no worker stored them
+    return rows["c"] + rows["e"]
+
+
+def crowd_levels(
+    sizes: Sizes, cookies: list[str], design: str, web: Process, url: str, crowd: Crowd, progress
+) -> list[dict]:
+    rooms = [f"bench-crowd-{design}-{n}" for n in range(max(sizes.crowd) // CROWD_ROOM)]
+    redis_port = urlsplit(settings.REDIS_URL).port or 6379
+    idle_mb = rss_mb(web.pid)["rss_mb"]
+    redis_peak = 0
+
+    def sample_redis():
+        nonlocal redis_peak
+        redis_peak = max(redis_peak, tcp_connections_to(web.pid, redis_port))
+
+    rows = []
+    for level in sizes.crowd:
+        redis_peak = 0
+        with ConnectionWatch(connection.settings_dict) as watch, sampling(sample_redis, 0.2):
+            opened = crowd.ask(open=level, url=url, cookies=cookies, rooms=rooms)
+            progress(
+                f"{opened['opened']} sockets open, {opened['failed']} failed "
+                f"{opened['errors'] or ''}({opened['seconds']:g} s); "
+                "one message into every room"
+            )
+            heard = crowd.ask(broadcast=True, within=max(60.0, level / 50))
+        memory = rss_mb(web.pid)
+        sockets = opened["opened"]
+        row = {
+            "design": design,
+            "server": default_server(),
+            "sockets": sockets,
+            "asked": level,
+            "failed": opened["failed"],
+            "handshake_errors": opened["errors"],
+            "handshake_s": opened["seconds"],
+            "rooms": heard["rooms"],
+            "delivered": heard["delivered"],
+            "expected": heard["expected"],
+            "delivery_s": heard["seconds"],
+            "idle_rss_mb": idle_mb,
+            **memory,
+            "kib_per_socket": round((memory["rss_mb"] - idle_mb) * 1024 / max(sockets, 1), 1),
+            "redis_clients_peak": redis_peak,
+            # What the pools of one process may hold (config.connections.RedisBudget).
+            "redis_budget": sum(settings.REDIS_BUDGET.per_process().values()),
+            "web_peak": watch.peak["web"],
+            "idle_cpu_pct": None,
+        }
+        progress(
+            f"{heard['delivered']}/{heard['expected']} heard it in {heard['seconds']:g} s; "
+            f"{row['kib_per_socket']:g} KiB/socket, {redis_peak} Redis clients, "
+            f"{row['web_peak']} PostgreSQL connections"
+        )
+        rows.append(row)
+    return rows

@@ -93,6 +93,12 @@ def default_server() -> str:
     return procfile_command("web").split()[0]
 
 
+def procfile_server(app: str) -> str:
+    """The Procfile's web command serving ``app``: the shipped server settings (keepalive,
+    compression, frame size) for another design too."""
+    return procfile_command("web").replace("config.asgi:application", app)
+
+
 def use_bench_database() -> None:
     """Point Django at ``<name>_bench`` (created if missing) and migrate it."""
     default = connections["default"]
@@ -183,9 +189,11 @@ class Stage:
         layer: str | None = None,
         database: dict | None = None,
         env: dict | None = None,
+        command: str | None = None,
     ) -> list[tuple[Process, str]]:
         """``count`` server processes of a design, and their URLs; ``database`` (a
-        ``DATABASES`` entry) replaces the benchmark's, ``env`` adds to their environment."""
+        ``DATABASES`` entry) replaces the benchmark's, ``env`` adds to their environment,
+        ``command`` replaces the server's command line (``SERVERS``)."""
         chosen = DESIGNS[design]
         database = database or connection.settings_dict
         env = (
@@ -197,7 +205,7 @@ class Stage:
         if chosen.pgbouncer:  # one in front of all of them, as it would be deployed
             self.pgbouncer = PgBouncer(database)
             env["DATABASE_URL"] = self.pgbouncer.url(database["NAME"])
-        command = SERVERS[server].format(app=chosen.app)
+        command = command or SERVERS[server].format(app=chosen.app)
         started = []
         for n in range(count):
             log = self.logs / f"web-{server}-{design}-{layer or settings.CHANNEL_LAYER}-{n}.log"

@@ -56,7 +56,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     group: str | None = None  # the room's channel-layer group, once joined
     inbox: str | None = None  # the user's group: revocations and removals (chat.groups)
     connected: bool = False  # accepted and not yet gone: frames may be sent
-    renewing: asyncio.Task | None = None  # keeps this socket's slot claimed (socket_slots)
+    holds_slot: bool = False  # its slot is claimed, and renewed (socket_slots.keeper)
     presence_entry: str | None = None  # this socket's entry in the room's presence
     typed_at: float = 0.0  # when this socket's last "typing" went out (monotonic)
 
@@ -114,9 +114,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
             return
-        self.renewing = asyncio.create_task(
-            socket_slots.keep_renewing(self.identity.user_id, self.channel_name)
-        )
+        self.holds_slot = True
+        socket_slots.keeper().hold(self.identity.user_id, self.channel_name)
         try:
             first, here = await self.enter_room()
         except (RedisError, OSError):
@@ -200,9 +199,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.group = self.inbox = None
 
     async def release_slot(self):
-        if self.renewing is not None and self.identity is not None:
-            self.renewing.cancel()
-            self.renewing = None
+        if self.holds_slot and self.identity is not None:
+            self.holds_slot = False
+            socket_slots.keeper().let_go(self.identity.user_id, self.channel_name)
             with contextlib.suppress(RedisError, OSError):  # else the claim runs out
                 await socket_slots.release(self.identity.user_id, self.channel_name)
 

@@ -66,10 +66,11 @@ class Heartbeat:
     async def renew_presence(self) -> None:
         self.renewed = time.monotonic()
         layer = groups.channel_layer()
-        for room, entries in list(self.rooms.items()):
-            for user in await presence.renew(room, set(entries)):
+        rooms = {room: set(entries) for room, entries in self.rooms.items() if entries}
+        for room, (rejoined, gone) in (await presence.renew_and_reap(rooms)).items():
+            for user in rejoined:
                 await layer.group_send(groups.room(room), {"type": "presence.join", "user": user})
-            for user in await presence.reap(room):
+            for user in gone:
                 await layer.group_send(groups.room(room), {"type": "presence.leave", "user": user})
 
 

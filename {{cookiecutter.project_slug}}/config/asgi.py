@@ -26,9 +26,12 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 from chat.handshake import HandshakeGate  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from config import compression  # noqa: E402
 
 if errors := [e for e in checks.run_checks(tags=[checks.Tags.security]) if e.is_serious()]:
     raise ImproperlyConfigured("\n".join(str(error) for error in errors))
+
+compression.accept_under_daphne()  # uvicorn's is on its command line (Procfile)
 
 application = ProtocolTypeRouter(
     {

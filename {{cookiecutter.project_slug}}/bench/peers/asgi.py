@@ -28,6 +28,9 @@ from bench.peers.consumers import (  # noqa: E402
     ManualCloseConsumer,
     SyncOrmConsumer,
 )
+from config import compression  # noqa: E402
+
+compression.accept_under_daphne()  # as config.asgi does: the same server settings
 
 
 def peer_application(consumer):

@@ -2,11 +2,12 @@
 
 A typical Channels project has no pool: each thread that queries opens its own connection,
 kept for ``CONN_MAX_AGE`` seconds (persistent connections, the common advice for speed).
-Every value still comes from the environment through ``config.settings``.
+Their sessions share one Redis pool per process (``bench.peers.cache_pool``). Every value
+still comes from the environment through ``config.settings``.
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import DATABASES
+from config.settings import CACHES, DATABASES
 
 DATABASES = {
     "default": {
@@ -15,5 +16,13 @@ DATABASES = {
         "OPTIONS": {
             key: value for key, value in DATABASES["default"]["OPTIONS"].items() if key != "pool"
         },
+    }
+}
+
+# Their sessions through one Redis pool per process, not one per socket (bench.peers.cache_pool).
+CACHES = {
+    "default": {
+        **CACHES["default"],
+        "OPTIONS": {"pool_class": "bench.peers.cache_pool.SharedPool"},
     }
 }
