@@ -58,6 +58,7 @@ class HandOff:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the batch gathers on
         self._pending: list[tuple[dict, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff")
@@ -65,6 +66,11 @@ class HandOff:
 
     async def submit(self, record: dict) -> None:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A server runs one loop for its life; tests run one per test. A loop that
+            # closed mid-window took its timer and its waiters with it: start afresh, or
+            # the dead timer would hold every later batch.
+            self._loop, self._pending, self._timer = loop, [], None
         future = loop.create_future()
         self._pending.append((record, future))
         if len(self._pending) >= self.max_batch:

@@ -19,6 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chat import protocol
+from chat.handoff import HandOff
 from support.processes import child_env, start_web
 from tests.communicator import connected, frames_until
 
@@ -124,3 +125,22 @@ async def test_a_publish_stuck_past_the_hand_off_timeout_answers_unavailable(ann
     finally:
         stuck.set()
         await sock.disconnect()
+
+
+def test_a_batch_left_by_a_closed_event_loop_does_not_hold_the_next_loops():
+    """A loop that closes inside the batch window (the end of a test, of a server) leaves
+    a timer that will never fire: the next loop's records must still be published."""
+    published: list[list[dict]] = []
+    handoff = HandOff(published.append, max_batch=10, max_delay=0.05, timeout=5)
+
+    async def left_in_the_window():
+        asyncio.get_running_loop().create_task(handoff.submit({"id": "abandoned"}))
+        await asyncio.sleep(0)  # one turn: the record is pending, its timer set
+
+    async def published_in_time():
+        async with asyncio.timeout(5):
+            await handoff.submit({"id": "next"})
+
+    asyncio.run(left_in_the_window())
+    asyncio.run(published_in_time())
+    assert published == [[{"id": "next"}]]
