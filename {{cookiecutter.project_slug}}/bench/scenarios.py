@@ -2,7 +2,8 @@
 
 1. comparison: the same offered load on designs (a) to (d);
 2. scale: more and more sockets on the project's design;
-3. persistence: a preloaded queue drained by the worker, batched vs one task per message;
+3. persistence: a preloaded queue drained by the worker, batched vs one task per message,
+   and a backlog queued by real traffic, each against PostgreSQL's own ceiling;
 4. matrix: daphne vs uvicorn, and the core vs pub/sub Redis layer, on the project's design;
 5. knee: a rising offered load on every design, until it no longer keeps up;
 6. table: the rows of the article's comparison table, with 1,000 sockets;
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
-from bench import load
+from bench import load, pgceiling
 from bench.pgwatch import ConnectionWatch
 from bench.stack import (
     DESIGNS,
@@ -43,6 +44,7 @@ from chat.queue import PERSIST_TASK
 from config.celery import app
 from support.processes import (
     RedisServer,
+    database_url,
     pgbouncer_binary,
     server_binaries,
     tcp_connections_to,
@@ -65,6 +67,8 @@ class Sizes:
     batched: int  # messages preloaded for the batched worker
     naive: int  # ... and for the one-task-per-message worker
     batch_size: int  # messages per task when batched
+    backlog: int  # messages sent through the sockets while the worker is stopped
+    backlog_rate: float  # ... at this many a second
     matrix_duration: float
     warmup: float  # seconds of the same load before each measured run, for every design
     knee_designs: str
@@ -96,6 +100,8 @@ FULL = Sizes(
     batched=20000,
     naive=2000,
     batch_size=100,
+    backlog=20000,
+    backlog_rate=1000,
     matrix_duration=6,
     warmup=3,
     knee_designs="abcdefgh",
@@ -127,6 +133,8 @@ QUICK = Sizes(
     batched=4000,
     naive=400,
     batch_size=100,
+    backlog=3000,
+    backlog_rate=500,
     matrix_duration=4,
     warmup=1,
     knee_designs="ce",
@@ -318,35 +326,65 @@ def record(room: str, author: int, n: int, notify: bool) -> dict:
     return message
 
 
-def drain(stage: Stage, name: str, total: int, per_task: int, notify: bool, progress) -> dict:
-    """Preload ``total`` messages into the queue, then time the worker emptying it."""
-    empty_messages()
-    empty_queue()
-    room = "bench-persist"
-    author = author_id()
-    records = [record(room, author, n, notify) for n in range(total)]
-    with app.producer_or_acquire() as producer:
-        for first in range(0, total, per_task):
-            app.send_task(PERSIST_TASK, args=[records[first : first + per_task]], producer=producer)
-    tasks = -(-total // per_task)
-    progress(f"{name}: {total} messages queued as {tasks} tasks; starting the worker")
+def ceiling(records: list[dict], progress) -> dict:
+    """PostgreSQL's own rate for these rows (``bench.pgceiling``), from as many connections
+    as the worker's budget; the rows are gone again afterwards."""
+    figures = pgceiling.measure(
+        database_url(connection.settings_dict), records, settings.CONNECTION_BUDGET.worker
+    )
+    progress(
+        f"PostgreSQL's ceiling for {figures['rows']} rows from {figures['connections']} "
+        f"connections: {figures['insert_per_s']:g} rows/s by INSERT, "
+        f"{figures['copy_per_s']:g} by COPY"
+    )
+    return figures
+
+
+def run_worker_until_stored(stage: Stage, ids: list[str], progress) -> tuple[float, dict]:
+    """Start the worker, and time it from ready until every one of ``ids`` is stored; the
+    seconds, and the watch of its PostgreSQL connections."""
     with ConnectionWatch(connection.settings_dict) as watch:
         worker = stage.worker(wait=False)
         try:
             worker.wait_until(lambda: " ready." in worker.output(), 60, "the worker to be ready")
             start = time.perf_counter()
             worker.wait_until(
-                lambda: Message.objects.filter(room=room).count() >= total,
-                600,
-                f"{total} messages to be stored",
+                lambda: stored(ids) >= len(ids), 600, f"{len(ids)} messages to be stored"
             )
             elapsed = time.perf_counter() - start
         finally:
             worker.stop()
+    return elapsed, watch
+
+
+def drain(
+    stage: Stage,
+    name: str,
+    total: int,
+    per_task: int,
+    notify: bool,
+    progress,
+    against_ceiling: bool = False,
+) -> dict:
+    """Preload ``total`` messages into the queue, then time the worker emptying it; with
+    ``against_ceiling``, PostgreSQL's own rate for the same rows first."""
+    empty_messages()
+    empty_queue()
+    room = "bench-persist"
+    author = author_id()
+    records = [record(room, author, n, notify) for n in range(total)]
+    limit = ceiling(records, progress) if against_ceiling else None
+    with app.producer_or_acquire() as producer:
+        for first in range(0, total, per_task):
+            app.send_task(PERSIST_TASK, args=[records[first : first + per_task]], producer=producer)
+    tasks = -(-total // per_task)
+    progress(f"{name}: {total} messages queued as {tasks} tasks; starting the worker")
+    elapsed, watch = run_worker_until_stored(stage, [r["id"] for r in records], progress)
     rate = round(total / elapsed, 1)
     progress(f"{name}: {rate:g} msgs/s, peak {watch.peak['worker']} worker connections")
     return {
         "worker": name,
+        "kind": "preloaded" if per_task > 1 else "one per task",
         "messages": total,
         "tasks": tasks,
         "notify": notify,
@@ -354,10 +392,87 @@ def drain(stage: Stage, name: str, total: int, per_task: int, notify: bool, prog
         "stored_per_s": rate,
         "worker_peak": watch.peak["worker"],
         "samples": watch.samples,
+        **({"ceiling": limit} if limit else {}),
     }
 
 
-def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
+def backlog(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> dict:
+    """Catching up after a worker outage: ``sizes.backlog`` messages sent through the real
+    WebSocket path with no worker running, so queued in the small batches real traffic
+    makes; then the worker started, timed until all are stored, and PostgreSQL's own rate
+    for the same rows measured afterwards."""
+    empty_messages()
+    empty_queue()
+    rooms = [f"bench-backlog-{n}" for n in range(sizes.rooms)]
+    tally = load.Tally()
+    duration = sizes.backlog / sizes.backlog_rate
+
+    async def drive():
+        sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
+        load.attach(sockets, tally)
+        progress(f"sending {sizes.backlog_rate:g}/s for {duration:g} s, no worker")
+        await load.offer(sockets, sizes.backlog_rate, duration, progress)
+        # Accepted means handed to the broker: the backlog is complete.
+        deadline = time.perf_counter() + sizes.settle
+        while tally.accepted < len(tally.sent) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        for socket in sockets:
+            await socket.close()
+
+    web, url = stage.server(default_server(), "c")
+    try:
+        asyncio.run(drive())
+    finally:
+        stage.stop(web)
+    tasks = queued_tasks()
+    ids = list(tally.sent)
+    progress(
+        f"backlog: {tally.accepted} of {len(ids)} messages accepted, queued as {tasks} tasks; "
+        "starting the worker"
+    )
+    elapsed, watch = run_worker_until_stored(stage, ids, progress)
+    rate = round(len(ids) / elapsed, 1)
+    progress(f"backlog: {rate:g} msgs/s, peak {watch.peak['worker']} worker connections")
+    records = stored_records(ids)
+    empty_messages()
+    return {
+        "worker": "backlog from real traffic",
+        "kind": "backlog",
+        "messages": len(ids),
+        "tasks": tasks,
+        "notify": True,
+        "seconds": round(elapsed, 2),
+        "stored_per_s": rate,
+        "worker_peak": watch.peak["worker"],
+        "samples": watch.samples,
+        "ceiling": ceiling(records, progress),
+    }
+
+
+def queued_tasks() -> int:
+    """Tasks waiting in the persistence queue (Redis broker: a list; RabbitMQ: the queue's
+    message count)."""
+    queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
+    with app.connection_for_read() as conn:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+
+def stored_records(ids: list[str]) -> list[dict]:
+    """The stored rows of ``ids``, as hand-off records (for the ceiling to write again)."""
+    return [
+        {
+            "id": str(m.id),
+            "room": m.room,
+            "author_id": m.author_id,
+            "body": m.body,
+            "sent_at": m.sent_at.isoformat(),
+            "offset": m.offset,
+        }
+        for m in Message.objects.filter(id__in=ids)
+    ]
+
+
+def persistence(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
     progress("persistence", head=True)
     return [
         drain(
@@ -367,6 +482,7 @@ def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
             sizes.batch_size,
             True,
             progress,
+            against_ceiling=True,
         ),
         drain(
             stage,
@@ -376,6 +492,7 @@ def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
             False,
             progress,
         ),
+        backlog(stage, sizes, cookies, progress),
         drain(stage, "one task per message", sizes.naive, 1, True, progress),
     ]
 
