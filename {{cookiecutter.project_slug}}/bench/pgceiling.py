@@ -66,7 +66,8 @@ def insert(cursor: psycopg.Cursor, rows: list[tuple], types: list[str]) -> None:
         f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
     )
     for first in range(0, len(rows), BATCH):
-        cursor.execute(statement, [list(column) for column in zip(*rows[first : first + BATCH])])
+        batch = rows[first : first + BATCH]
+        cursor.execute(statement, [list(column) for column in zip(*batch, strict=True)])
 
 
 def copy(cursor: psycopg.Cursor, rows: list[tuple], types: list[str]) -> None:

@@ -240,8 +240,7 @@ def persistence_targets(rows: list[dict], results: dict) -> list[tuple]:
         (f"persistence within the budget ({budget})", peak <= budget, f"peak {peak}"),
         *(
             (
-                f"persistence at least {CEILING_SHARE:.0%} of PostgreSQL's ceiling "
-                f"({r['worker']})",
+                f"persistence at least {CEILING_SHARE:.0%} of PostgreSQL's ceiling ({r['worker']})",
                 share >= CEILING_SHARE,
                 f"{share:.1%} ({r['stored_per_s']:g} vs {r['ceiling']['ceiling_per_s']:g} "
                 f"rows/s by {r['ceiling']['ceiling_way']})",

@@ -412,9 +412,11 @@ def backlog(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> dict:
         load.attach(sockets, tally)
         progress(f"sending {sizes.backlog_rate:g}/s for {duration:g} s, no worker")
         await load.offer(sockets, sizes.backlog_rate, duration, progress)
-        # Accepted means handed to the broker: the backlog is complete.
+        # Accepted means handed to the broker: then the backlog is complete.
         deadline = time.perf_counter() + sizes.settle
-        while tally.accepted < len(tally.sent) and time.perf_counter() < deadline:
+        while tally.accepted < len(tally.sent):
+            if time.perf_counter() > deadline:
+                break  # a refused message is never stored: the wait below says so
             await asyncio.sleep(0.05)
         for socket in sockets:
             await socket.close()
