@@ -115,10 +115,11 @@ def test_persistence_is_measured_against_postgresqls_own_ceiling(results):
     assert [row["kind"] for row in measured] == ["preloaded", "backlog"]
     for row in measured:
         ceiling = row["ceiling"]
-        assert ceiling["connections"] == budget and ceiling["rows"] == row["messages"], row
+        # The backlog's: every stored row of its sent ids, the accepted ones at least.
+        assert ceiling["connections"] == budget and ceiling["rows"] >= row["messages"], row
         assert ceiling["ceiling_per_s"] == max(ceiling["insert_per_s"], ceiling["copy_per_s"]) > 0
     backlog = measured[1]
-    assert backlog["messages"] == sizes["backlog"]
+    assert backlog["messages"] == backlog["sent"] == sizes["backlog"], "messages were refused"
     assert backlog["tasks"] > backlog["messages"] / sizes["batch_size"], backlog
     for row in measured:  # the target's line, met or missed, with its figure
         assert f"at least 40% of PostgreSQL's ceiling ({row['worker']})" in results["markdown"]
