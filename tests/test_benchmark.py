@@ -45,6 +45,7 @@ def run_bench(tmp_path_factory, slug: str, redis_db: int) -> dict:
     assert (folder / "results.png").stat().st_size > 0
     data = json.loads((folder / "results.json").read_text())
     data["elapsed"] = elapsed
+    data["markdown"] = (folder / "results.md").read_text()
     return data
 
 
@@ -64,7 +65,12 @@ def loaded_rows(results: dict) -> list[dict]:
 def test_every_scenario_ran(results):
     assert [row["design"] for row in results["comparison"]] == ["a", "b", "c", "d"]
     assert [row["sockets"] for row in results["scale"]] == results["meta"]["sizes"]["scale"]
-    assert len(results["persistence"]) == 3
+    assert [row.get("kind") for row in results["persistence"]] == [
+        "preloaded",
+        "preloaded",
+        "backlog",
+        "one per task",
+    ]
     assert {(row["server"], row["layer"]) for row in results["matrix"]} == {
         (server, layer) for server in ("daphne", "uvicorn") for layer in ("redis", "redis_pubsub")
     }
@@ -98,6 +104,29 @@ def test_worker_side_stays_within_its_budget(results):
     # The worker really stored through PostgreSQL while it was watched.
     assert all(row["worker_peak"] >= 1 for row in results["persistence"])
     assert all(row["unstored"] == 0 for row in results["scale"] + results["cluster"])
+
+
+@pytest.mark.slow
+def test_persistence_is_measured_against_postgresqls_own_ceiling(results):
+    """The preloaded and the backlog cases each carry PostgreSQL's own rate for the same rows
+    from the worker's budget of connections; the backlog came in the small batches of real
+    traffic, and all of it was stored. The 40% target itself is a timing: reported, not
+    asserted."""
+    budget = results["meta"]["budget"]["worker"]
+    sizes = results["meta"]["sizes"]
+    measured = [row for row in results["persistence"] if row.get("ceiling")]
+    assert [row["kind"] for row in measured] == ["preloaded", "backlog"]
+    for row in measured:
+        ceiling = row["ceiling"]
+        # The backlog's: every stored row of its sent ids, the accepted ones at least.
+        assert ceiling["connections"] == budget and ceiling["rows"] >= row["messages"], row
+        assert ceiling["ceiling_per_s"] == max(ceiling["insert_per_s"], ceiling["copy_per_s"]) > 0
+    backlog = measured[1]
+    # Accepted ones only: on a busy machine the clients fall behind and send in bursts.
+    assert 0 < backlog["messages"] <= backlog["sent"] == sizes["backlog"], backlog
+    assert backlog["tasks"] > backlog["messages"] / sizes["batch_size"], backlog
+    for row in measured:  # the target's line, met or missed, with its figure
+        assert f"at least 40% of PostgreSQL's ceiling ({row['worker']})" in results["markdown"]
 
 
 @pytest.mark.slow

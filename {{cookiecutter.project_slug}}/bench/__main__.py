@@ -87,9 +87,7 @@ def main(argv=None) -> int:
     }
     for name in chosen:
         progress(f"scenario: {name}", head=True)
-        if name == "persistence":
-            results[name] = scenarios.persistence(bench_stage, sizes, progress)
-        elif name == "wall":
+        if name == "wall":
             results[name] = wall.wall(bench_stage, sizes, cookies, progress)
         else:
             results[name] = getattr(scenarios, name)(bench_stage, sizes, cookies, progress)

@@ -170,15 +170,58 @@ def scale_panel(ax, rows: list[dict], results: dict) -> None:
 # 3. Persistence
 
 
+CEILING_SHARE = 0.4  # of PostgreSQL's own rate for the same rows (bench.pgceiling)
+
+
+def against_ceiling(row: dict) -> float | None:
+    """The worker's rate as a share of PostgreSQL's own for the same rows, if measured."""
+    limit = row.get("ceiling")
+    return round(row["stored_per_s"] / limit["ceiling_per_s"], 4) if limit else None
+
+
 def persistence_section(rows: list[dict], results: dict) -> list[str]:
+    measured = [r for r in rows if r.get("ceiling")]
     return [
-        "### 3. Persistence throughput (preloaded queue, worker started after)",
+        "### 3. Persistence throughput (preloaded queue or a backlog of real traffic, "
+        "worker started after)",
         table(
-            ["worker", "messages", "tasks", "stored msgs/s", "PG conns worker (peak)"],
             [
-                [r["worker"], r["messages"], r["tasks"], r["stored_per_s"], r["worker_peak"]]
+                "worker",
+                "messages",
+                "tasks",
+                "stored msgs/s",
+                "PG conns worker (peak)",
+                "PostgreSQL's ceiling rows/s",
+                "worker / ceiling",
+            ],
+            [
+                [
+                    r["worker"],
+                    r["messages"],
+                    r["tasks"],
+                    r["stored_per_s"],
+                    r["worker_peak"],
+                    r["ceiling"]["ceiling_per_s"] if r.get("ceiling") else None,
+                    against_ceiling(r),
+                ]
                 for r in rows
             ],
+        ),
+        *(
+            [
+                "PostgreSQL's ceiling: the same rows into the same table straight from psycopg, "
+                "as many connections as the worker's budget, the faster of a multi-row "
+                "`INSERT ... ON CONFLICT DO NOTHING` and `COPY`: "
+                + "; ".join(
+                    f"{r['worker']}: {r['ceiling']['insert_per_s']:g} rows/s by INSERT, "
+                    f"{r['ceiling']['copy_per_s']:g} by COPY "
+                    f"({r['ceiling']['connections']} connections)"
+                    for r in measured
+                )
+                + "."
+            ]
+            if measured
+            else []
         ),
     ]
 
@@ -195,6 +238,16 @@ def persistence_targets(rows: list[dict], results: dict) -> list[tuple]:
             f"{speedup}x ({batched['stored_per_s']:g} vs {naive['stored_per_s']:g} msgs/s)",
         ),
         (f"persistence within the budget ({budget})", peak <= budget, f"peak {peak}"),
+        *(
+            (
+                f"persistence at least {CEILING_SHARE:.0%} of PostgreSQL's ceiling ({r['worker']})",
+                share >= CEILING_SHARE,
+                f"{share:.1%} ({r['stored_per_s']:g} vs {r['ceiling']['ceiling_per_s']:g} "
+                f"rows/s by {r['ceiling']['ceiling_way']})",
+            )
+            for r in rows
+            if (share := against_ceiling(r)) is not None
+        ),
     ]
 
 

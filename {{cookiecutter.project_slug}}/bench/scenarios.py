@@ -2,7 +2,8 @@
 
 1. comparison: the same offered load on designs (a) to (d);
 2. scale: more and more sockets on the project's design;
-3. persistence: a preloaded queue drained by the worker, batched vs one task per message;
+3. persistence: a preloaded queue drained by the worker, batched vs one task per message,
+   and a backlog queued by real traffic, each against PostgreSQL's own ceiling;
 4. matrix: daphne vs uvicorn, and the core vs pub/sub Redis layer, on the project's design;
 5. knee: a rising offered load on every design, until it no longer keeps up;
 6. table: the rows of the article's comparison table, with 1,000 sockets;
@@ -18,6 +19,7 @@ import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
-from bench import load
+from bench import load, pgceiling
 from bench.crowd import Crowd, raise_file_limit
 from bench.pgwatch import ConnectionWatch
 from bench.stack import (
@@ -48,6 +50,7 @@ from config.celery import app
 from support.processes import (
     Process,
     RedisServer,
+    database_url,
     pgbouncer_binary,
     sampling,
     server_binaries,
@@ -71,6 +74,8 @@ class Sizes:
     batched: int  # messages preloaded for the batched worker
     naive: int  # ... and for the one-task-per-message worker
     batch_size: int  # messages per task when batched
+    backlog: int  # messages sent through the sockets while the worker is stopped
+    backlog_rate: float  # ... at this many a second
     matrix_duration: float
     warmup: float  # seconds of the same load before each measured run, for every design
     knee_designs: str
@@ -105,6 +110,8 @@ FULL = Sizes(
     batched=20000,
     naive=2000,
     batch_size=100,
+    backlog=20000,
+    backlog_rate=1000,
     matrix_duration=6,
     warmup=3,
     knee_designs="abcdefgh",
@@ -139,6 +146,8 @@ QUICK = Sizes(
     batched=4000,
     naive=400,
     batch_size=100,
+    backlog=1000,
+    backlog_rate=500,
     matrix_duration=4,
     warmup=1,
     knee_designs="ce",
@@ -333,35 +342,64 @@ def record(room: str, author: int, n: int, notify: bool) -> dict:
     return message
 
 
-def drain(stage: Stage, name: str, total: int, per_task: int, notify: bool, progress) -> dict:
-    """Preload ``total`` messages into the queue, then time the worker emptying it."""
-    empty_messages()
-    empty_queue()
-    room = "bench-persist"
-    author = author_id()
-    records = [record(room, author, n, notify) for n in range(total)]
-    with app.producer_or_acquire() as producer:
-        for first in range(0, total, per_task):
-            app.send_task(PERSIST_TASK, args=[records[first : first + per_task]], producer=producer)
-    tasks = -(-total // per_task)
-    progress(f"{name}: {total} messages queued as {tasks} tasks; starting the worker")
+def ceiling(records: list[dict], progress) -> dict:
+    """PostgreSQL's own rate for these rows (``bench.pgceiling``), from as many connections
+    as the worker's budget; the rows are gone again afterwards."""
+    figures = pgceiling.measure(
+        database_url(connection.settings_dict), records, settings.CONNECTION_BUDGET.worker
+    )
+    progress(
+        f"PostgreSQL's ceiling for {figures['rows']} rows from {figures['connections']} "
+        f"connections: {figures['insert_per_s']:g} rows/s by INSERT, "
+        f"{figures['copy_per_s']:g} by COPY"
+    )
+    return figures
+
+
+def run_worker_until_stored(stage: Stage, rows: Callable[[], int], expected: int) -> tuple:
+    """Start the worker, and time it from ready until ``rows()`` counts ``expected``; the
+    seconds, and the watch of its PostgreSQL connections. ``rows`` is polled 20 times a
+    second on the same cores: a cheap count, not a lookup of thousands of ids."""
     with ConnectionWatch(connection.settings_dict) as watch:
         worker = stage.worker(wait=False)
         try:
             worker.wait_until(lambda: " ready." in worker.output(), 60, "the worker to be ready")
             start = time.perf_counter()
-            worker.wait_until(
-                lambda: Message.objects.filter(room=room).count() >= total,
-                600,
-                f"{total} messages to be stored",
-            )
+            worker.wait_until(lambda: rows() >= expected, 600, f"{expected} messages to be stored")
             elapsed = time.perf_counter() - start
         finally:
             worker.stop()
+    return elapsed, watch
+
+
+def drain(
+    stage: Stage,
+    name: str,
+    total: int,
+    per_task: int,
+    notify: bool,
+    progress,
+    against_ceiling: bool = False,
+) -> dict:
+    """Preload ``total`` messages into the queue, then time the worker emptying it; with
+    ``against_ceiling``, PostgreSQL's own rate for the same rows first."""
+    empty_messages()
+    empty_queue()
+    room = "bench-persist"
+    author = author_id()
+    records = [record(room, author, n, notify) for n in range(total)]
+    limit = ceiling(records, progress) if against_ceiling else None
+    with app.producer_or_acquire() as producer:
+        for first in range(0, total, per_task):
+            app.send_task(PERSIST_TASK, args=[records[first : first + per_task]], producer=producer)
+    tasks = -(-total // per_task)
+    progress(f"{name}: {total} messages queued as {tasks} tasks; starting the worker")
+    elapsed, watch = run_worker_until_stored(stage, Message.objects.filter(room=room).count, total)
     rate = round(total / elapsed, 1)
     progress(f"{name}: {rate:g} msgs/s, peak {watch.peak['worker']} worker connections")
     return {
         "worker": name,
+        "kind": "preloaded" if per_task > 1 else "one per task",
         "messages": total,
         "tasks": tasks,
         "notify": notify,
@@ -369,10 +407,97 @@ def drain(stage: Stage, name: str, total: int, per_task: int, notify: bool, prog
         "stored_per_s": rate,
         "worker_peak": watch.peak["worker"],
         "samples": watch.samples,
+        **({"ceiling": limit} if limit else {}),
     }
 
 
-def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
+def backlog(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> dict:
+    """Catching up after a worker outage: ``sizes.backlog`` messages sent through the real
+    WebSocket path with no worker running, so queued in the small batches real traffic
+    makes; then the worker started, timed until all are stored, and PostgreSQL's own rate
+    for the same rows measured afterwards."""
+    empty_messages()
+    empty_queue()
+    # A room per socket: the fan-out (one frame per message, to its sender) stays far below
+    # the server's knee, so that what is measured is the queue, not a server falling behind.
+    rooms = [f"bench-backlog-{n}" for n in range(sizes.sockets)]
+    tally = load.Tally()
+    duration = sizes.backlog / sizes.backlog_rate
+
+    async def drive():
+        sockets = await load.open_sockets(url, cookies, rooms, sizes.sockets)
+        load.attach(sockets, tally)
+        progress(f"sending {sizes.backlog_rate:g}/s for {duration:g} s, no worker")
+        await load.offer(sockets, sizes.backlog_rate, duration, progress)
+        # Accepted means handed to the broker: then the backlog is complete. A server that
+        # fell behind the offered rate is waited for as long as it keeps accepting; a refused
+        # message is never stored, and not waited for.
+        seen, deadline = tally.accepted, time.perf_counter() + sizes.settle
+        while tally.accepted < len(tally.sent):
+            if tally.accepted > seen:
+                seen, deadline = tally.accepted, time.perf_counter() + sizes.settle
+            elif time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        for socket in sockets:
+            await socket.close()
+
+    web, url = stage.server(default_server(), "c")
+    try:
+        asyncio.run(drive())
+    finally:
+        stage.stop(web)
+    tasks = queued_tasks()
+    ids, accepted = list(tally.sent), tally.accepted
+    progress(
+        f"backlog: {accepted} of {len(ids)} messages accepted ({dict(tally.errors)} refused), "
+        f"queued as {tasks} tasks; starting the worker"
+    )
+    # The table was emptied before the backlog: every row in it is the backlog's.
+    elapsed, watch = run_worker_until_stored(stage, Message.objects.count, accepted)
+    rate = round(accepted / elapsed, 1)
+    progress(f"backlog: {rate:g} msgs/s, peak {watch.peak['worker']} worker connections")
+    records = stored_records(ids)
+    empty_messages()
+    return {
+        "worker": "backlog from real traffic",
+        "kind": "backlog",
+        "messages": accepted,
+        "sent": len(ids),
+        "tasks": tasks,
+        "notify": True,
+        "seconds": round(elapsed, 2),
+        "stored_per_s": rate,
+        "worker_peak": watch.peak["worker"],
+        "samples": watch.samples,
+        "ceiling": ceiling(records, progress),
+    }
+
+
+def queued_tasks() -> int:
+    """Tasks waiting in the persistence queue (Redis broker: a list; RabbitMQ: the queue's
+    message count)."""
+    queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
+    with app.connection_for_read() as conn:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+
+def stored_records(ids: list[str]) -> list[dict]:
+    """The stored rows of ``ids``, as hand-off records (for the ceiling to write again)."""
+    return [
+        {
+            "id": str(m.id),
+            "room": m.room,
+            "author_id": m.author_id,
+            "body": m.body,
+            "sent_at": m.sent_at.isoformat(),
+            "offset": m.offset,
+        }
+        for m in Message.objects.filter(id__in=ids)
+    ]
+
+
+def persistence(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> list[dict]:
     progress("persistence", head=True)
     return [
         drain(
@@ -382,6 +507,7 @@ def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
             sizes.batch_size,
             True,
             progress,
+            against_ceiling=True,
         ),
         drain(
             stage,
@@ -391,6 +517,7 @@ def persistence(stage: Stage, sizes: Sizes, progress) -> list[dict]:
             False,
             progress,
         ),
+        backlog(stage, sizes, cookies, progress),
         drain(stage, "one task per message", sizes.naive, 1, True, progress),
     ]
 

@@ -82,6 +82,31 @@ def test_each_missed_target_is_reported_as_missed():
     assert "| **missed** | 2.0x |" in markdown(results(c_p99=50))
 
 
+def with_ceiling(worker: float, ceiling: float) -> dict:
+    """The batched row measured against PostgreSQL's own rate for the same rows."""
+    data = results(c_p99=10, batched=worker)
+    data["persistence"][0]["ceiling"] = {
+        "connections": 2,
+        "rows": 1,
+        "insert_per_s": ceiling / 3,
+        "copy_per_s": ceiling,
+        "ceiling_way": "copy",
+        "ceiling_per_s": ceiling,
+    }
+    return data
+
+
+def test_the_ceiling_target_is_called_from_the_ratio_to_postgresqls_own_rate():
+    name = "persistence at least 40% of PostgreSQL's ceiling (batched)"
+    assert verdicts(with_ceiling(worker=5000, ceiling=10000))[name]
+    assert not verdicts(with_ceiling(worker=5000, ceiling=100000))[name]
+    text = markdown(with_ceiling(worker=5000, ceiling=100000))
+    assert f"| {name} | **missed** | 5.0% (5000 vs 100000 rows/s by copy) |" in text
+    assert "| batched | 1 | 1 | 5000 | 2 | 100000 | 0.05 |" in text
+    # Rows without a ceiling (the run did not measure one) have no such target.
+    assert not any("PostgreSQL's ceiling" in target for target, _, _ in targets(results(10)))
+
+
 def test_percentile():
     values = list(range(1, 101))
     assert percentile(values, 50) in (50, 51)
