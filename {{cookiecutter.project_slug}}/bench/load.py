@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 OPEN_BATCH = 50  # sockets opened at once
 # A design keeps up with an offered load while every frame arrives, once, with a fan-out
@@ -40,6 +41,7 @@ class Tally:
     accepted: int = 0
     persisted: int = 0
     errors: Counter = field(default_factory=Counter)
+    closed: Counter = field(default_factory=Counter)  # close code -> sockets the server closed
     first_send: float = 0.0
     last_send: float = 0.0
     last_delivery: float = 0.0
@@ -56,6 +58,7 @@ class Socket:
         self.cookie = cookie
         self.room = room
         self.tally = tally
+        self.closing = False  # the client's own close, not the server's
 
     async def open(self):
         # No compression and no keepalive pings: the client's CPU goes to reading frames.
@@ -71,25 +74,30 @@ class Socket:
         self.reader = asyncio.create_task(self.read())
 
     async def read(self):
-        async for raw in self.ws:
-            now = time.perf_counter()
-            tally = self.tally  # replaced between runs over the same sockets
-            frame = json.loads(raw)
-            kind = frame["type"]
-            if kind == "message":
-                key = (self.index, frame["id"])
-                tally.deliveries[key] += 1
-                if tally.deliveries[key] == 1 and frame["id"] in tally.sent:
-                    tally.latencies.append(now - tally.sent[frame["id"]][0])
-                tally.last_delivery = now
-            elif kind == "message.accepted":
-                tally.accepted += 1
-            elif kind == "message.persisted":
-                tally.persisted += 1
-                if frame["id"] in tally.sent:
-                    tally.persist_lags.append(now - tally.sent[frame["id"]][0])
-            elif kind == "error":
-                tally.errors[frame["code"]] += 1
+        try:
+            async for raw in self.ws:
+                now = time.perf_counter()
+                tally = self.tally  # replaced between runs over the same sockets
+                frame = json.loads(raw)
+                kind = frame["type"]
+                if kind == "message":
+                    key = (self.index, frame["id"])
+                    tally.deliveries[key] += 1
+                    if tally.deliveries[key] == 1 and frame["id"] in tally.sent:
+                        tally.latencies.append(now - tally.sent[frame["id"]][0])
+                    tally.last_delivery = now
+                elif kind == "message.accepted":
+                    tally.accepted += 1
+                elif kind == "message.persisted":
+                    tally.persisted += 1
+                    if frame["id"] in tally.sent:
+                        tally.persist_lags.append(now - tally.sent[frame["id"]][0])
+                elif kind == "error":
+                    tally.errors[frame["code"]] += 1
+        except ConnectionClosedError:
+            pass
+        if not self.closing:  # the server closed it (rate limit, slow reader...): say so
+            self.tally.closed[self.ws.close_code] += 1
 
     async def send(self, body: str) -> None:
         message_id = str(uuid.uuid4())
@@ -97,6 +105,7 @@ class Socket:
         await self.ws.send(json.dumps({"type": "message.send", "id": message_id, "body": body}))
 
     async def close(self):
+        self.closing = True
         await self.ws.close()
         self.reader.cancel()
 
@@ -195,6 +204,7 @@ def summary(tally: Tally) -> dict:
         "duplicate_frames": sum(n - 1 for n in tally.deliveries.values() if n > 1),
         "missing_frames": tally.expected - len(tally.deliveries),
         "errors": dict(tally.errors),
+        "closed_by_server": dict(tally.closed),
     }
 
 
@@ -207,6 +217,7 @@ def holds(figures: dict) -> bool:
         and figures["missing_frames"] == 0
         and figures["duplicate_frames"] == 0
         and not figures["errors"]
+        and not figures.get("closed_by_server")
     )
 
 

@@ -449,9 +449,11 @@ def backlog(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> dict:
         stage.stop(web)
     tasks = queued_tasks()
     ids, accepted = list(tally.sent), tally.accepted
+    unanswered = len(ids) - accepted - tally.errors.total()
     progress(
-        f"backlog: {accepted} of {len(ids)} messages accepted ({dict(tally.errors)} refused), "
-        f"queued as {tasks} tasks; starting the worker"
+        f"backlog: {accepted} of {len(ids)} messages accepted, {dict(tally.errors)} refused, "
+        f"{unanswered} unanswered; sockets the server closed (by close code): "
+        f"{dict(tally.closed)}; queued as {tasks} tasks; starting the worker"
     )
     # The table was emptied before the backlog: every row in it is the backlog's.
     elapsed, watch = run_worker_until_stored(stage, Message.objects.count, accepted)
@@ -464,6 +466,9 @@ def backlog(stage: Stage, sizes: Sizes, cookies: list[str], progress) -> dict:
         "kind": "backlog",
         "messages": accepted,
         "sent": len(ids),
+        "refused": dict(tally.errors),
+        "unanswered": unanswered,
+        "closed_by_server": dict(tally.closed),
         "tasks": tasks,
         "notify": True,
         "seconds": round(elapsed, 2),
