@@ -88,10 +88,9 @@ class Socket:
                     tally.last_delivery = now
                 elif kind == "message.accepted":
                     tally.accepted += 1
-                elif kind == "message.persisted":
-                    tally.persisted += 1
-                    if frame["id"] in tally.sent:
-                        tally.persist_lags.append(now - tally.sent[frame["id"]][0])
+                elif kind == "message.persisted" and frame["id"] in tally.sent:
+                    tally.persisted += 1  # of this run's messages, not an earlier run's
+                    tally.persist_lags.append(now - tally.sent[frame["id"]][0])
                 elif kind == "error":
                     tally.errors[frame["code"]] += 1
         except ConnectionClosedError:

@@ -302,6 +302,12 @@ def matrix_panel(ax, rows: list[dict], results: dict) -> None:
 # 5. Knee
 
 
+def at_knee(rows: list[dict], design: str) -> dict | None:
+    """The design's last step that held (the sweep's rows rise in load)."""
+    held = [row for row in of_design(rows, design) if row["held"]]
+    return held[-1] if held else None
+
+
 def knee_section(rows: list[dict], results: dict) -> list[str]:
     found, beyond = knees(rows), unbroken(rows)
     return [
@@ -312,6 +318,8 @@ def knee_section(rows: list[dict], results: dict) -> list[str]:
                 "knee: offered frames/s",
                 "each step: offered frames/s: p99 ms",
                 "client CPU (cores, peak)",
+                "ASGI CPU µs per delivered frame, at the knee",
+                "persist lag p99 ms, at the knee",
             ],
             [
                 [
@@ -328,6 +336,8 @@ def knee_section(rows: list[dict], results: dict) -> list[str]:
                         for r in of_design(rows, design)
                     ),
                     max(r["client_cpu"] for r in of_design(rows, design)),
+                    (at_knee(rows, design) or {}).get("web_cpu_us_per_frame"),
+                    (at_knee(rows, design) or {}).get("persist_lag_p99_ms"),
                 ]
                 for design in found
             ],
@@ -350,7 +360,44 @@ def knee_targets(rows: list[dict], results: dict) -> list[tuple]:
         if met is None:
             measured += "; the sweep ended before a knee"
         out.append((f"(c)'s knee {name}", met, measured))
-    return out
+    return out + fan_out_cost_target(rows) + knee_persist_lag_target(rows)
+
+
+def fan_out_cost_target(rows: list[dict]) -> list[tuple]:
+    """(c)'s and (e)'s ASGI CPU per delivered frame at the same offered load: the highest
+    step both held."""
+    bare = {row["rate"]: row for row in of_design(rows, "e") if row["held"]}
+    both = [(row, bare[row["rate"]]) for row in of_design(rows, "c") if row["rate"] in bare]
+    both = [(c, e) for c, e in both if c["held"]]
+    if not both:
+        return []
+    c, e = both[-1]
+    times = ratio(c.get("web_cpu_us_per_frame"), e.get("web_cpu_us_per_frame"))
+    return [
+        (
+            "(c) ASGI CPU per delivered frame within 1.25x of (e)'s, same offered load",
+            None if times is None else times <= 1.25,
+            f"{times}x ({cell(c.get('web_cpu_us_per_frame'))} vs "
+            f"{cell(e.get('web_cpu_us_per_frame'))} µs at {c['offered_frames_per_s']:g} "
+            "offered frames/s)",
+        )
+    ]
+
+
+def knee_persist_lag_target(rows: list[dict]) -> list[tuple]:
+    """Every message of (c)'s knee step persisted, with a persist lag p99 under 1 s."""
+    row = at_knee(rows, "c")
+    if row is None or row.get("persist_lag_p99_ms") is None:
+        return []
+    lag, every = row["persist_lag_p99_ms"], row["persisted"] >= row["sent"]
+    return [
+        (
+            "persist lag p99 under 1 s at (c)'s knee",
+            every and lag < 1000,
+            f"{cell(lag)} ms at {row['offered_frames_per_s']:g} offered frames/s; "
+            f"{row['persisted']} of {row['sent']} persisted",
+        )
+    ]
 
 
 def knee_panel(ax, rows: list[dict], results: dict) -> None:

@@ -114,14 +114,19 @@ def test_percentile():
     assert percentile([], 99) is None
 
 
-def step(design: str, frames: float, p99: float, held: bool) -> dict:
+def step(design: str, frames: float, p99: float, held: bool, cpu: float = 50.0, lag=None) -> dict:
     return {
         "design": design,
+        "rate": frames / 10,
         "offered_frames_per_s": frames,
         "latency_p99_ms": p99,
         "missing_frames": 0 if held else 5,
         "held": held,
         "client_cpu": 0.5,
+        "web_cpu_us_per_frame": cpu,
+        "persist_lag_p99_ms": lag,
+        "sent": 300,
+        "persisted": 300 if lag is not None else 0,
     }
 
 
@@ -143,6 +148,38 @@ def test_the_knee_targets_are_called_from_the_steps_that_held():
         "(c)'s knee at least 80% of (e)'s": False,
     }
     assert "| (c) this project | 800 |" in markdown(knee_results(c_knee=800))
+
+
+def test_the_fan_out_cost_is_compared_at_the_highest_load_both_held():
+    name = "(c) ASGI CPU per delivered frame within 1.25x of (e)'s, same offered load"
+
+    def run(c_cost: float) -> dict:
+        steps = [step("c", 1000, 10, True, cpu=90), step("c", 2000, 20, True, cpu=c_cost)]
+        steps += [step("c", 4000, 900, False, cpu=10)]
+        steps += [step("e", 1000, 10, True, cpu=10), step("e", 2000, 20, True, cpu=40)]
+        steps += [step("e", 4000, 30, True, cpu=10)]
+        return {"meta": META, "knee": steps}
+
+    # At 2,000 frames/s, the last load both held: not 1,000, nor (c)'s failed 4,000.
+    assert verdicts(run(c_cost=48))[name]  # 1.2x
+    assert not verdicts(run(c_cost=55))[name]  # 1.38x
+    assert f"| {name} | **missed** | 1.38x (55 vs 40 µs at 2000 offered frames/s) |" in (
+        markdown(run(c_cost=55))
+    )
+
+
+def test_the_persist_lag_is_called_at_the_knee_step_and_counts_the_unpersisted():
+    name = "persist lag p99 under 1 s at (c)'s knee"
+
+    def run(lag: float, persisted: int = 300) -> dict:
+        steps = [step("c", 1000, 10, True, lag=5000), step("c", 2000, 20, True, lag=lag)]
+        steps[-1]["persisted"] = persisted
+        steps += [step("c", 4000, 900, False, lag=10)]
+        return {"meta": META, "knee": steps}
+
+    assert verdicts(run(lag=400))[name]
+    assert not verdicts(run(lag=1500))[name]
+    assert not verdicts(run(lag=400, persisted=299))[name]  # one never persisted
 
 
 def test_a_knee_beyond_the_sweep_makes_a_verdict_inconclusive_not_met():
