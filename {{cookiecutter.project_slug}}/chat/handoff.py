@@ -17,10 +17,11 @@ from settings when first used (``get_handoff``), and built anew after a test cha
 so that nothing needs patching to publish elsewhere (the benchmark's ceiling publishes
 nowhere, a test to a broker that is down).
 
-A batch, its timer and its waiting senders belong to an event loop, so there is one
-hand-off per loop (``chat.per_loop``): one per process on a server, one per test in the
-suite, and a loop that closed inside the batch window takes its batch with it. The thread
-that publishes is the process's, shared by every loop's hand-off.
+A batch, its timer and its waiting senders belong to the event loop they were made on, so
+there is one hand-off per loop (``chat.per_loop``): on a server, one for the process's life;
+in the test suite, one per test, so that a loop that closes inside the batch window takes
+its batch and its dead timer with it instead of leaving them to hold the next loop's. The
+publishing thread is the process's, shared by every loop's hand-off.
 """
 
 import asyncio

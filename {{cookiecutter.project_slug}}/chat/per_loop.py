@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 class PerLoop(Generic[T]):
     """Like ``functools.cache`` on a function of no arguments, but one result per running
-    event loop: ``@PerLoop def keeper(): return Keeper()``, then ``keeper()`` on any loop."""
+    event loop: decorate the function that makes the object, and each call returns the
+    running loop's, made on first use."""
 
     def __init__(self, make: Callable[[], T]) -> None:
         self.make = make
