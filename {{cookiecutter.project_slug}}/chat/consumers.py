@@ -115,7 +115,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
             return
         self.holds_slot = True
-        socket_slots.keeper().hold(self.identity.user_id, self.channel_name)
+        socket_slots.keeper().add(self.identity.user_id, self.channel_name)
         try:
             first, here = await self.enter_room()
         except (RedisError, OSError):
@@ -138,7 +138,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         who is in the room now (the newcomer included)."""
         assert self.identity is not None
         self.presence_entry = presence.member(self.channel_name, self.identity.username)
-        heartbeat().track(self.room, self.presence_entry)
+        heartbeat().add(self.room, self.presence_entry)
         first = await presence.join(self.room, self.presence_entry)
         return first, await presence.users(self.room)
 
@@ -148,7 +148,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         assert self.identity is not None
         entry, self.presence_entry = self.presence_entry, None
-        heartbeat().untrack(self.room, entry)
+        heartbeat().discard(self.room, entry)
         with contextlib.suppress(RedisError, OSError):  # else the entry runs out
             if await presence.leave(self.room, entry):
                 await self.channel_layer.group_send(
@@ -201,7 +201,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def release_slot(self):
         if self.holds_slot and self.identity is not None:
             self.holds_slot = False
-            socket_slots.keeper().let_go(self.identity.user_id, self.channel_name)
+            socket_slots.keeper().discard(self.identity.user_id, self.channel_name)
             with contextlib.suppress(RedisError, OSError):  # else the claim runs out
                 await socket_slots.release(self.identity.user_id, self.channel_name)
 

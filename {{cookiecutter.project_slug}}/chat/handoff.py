@@ -12,14 +12,19 @@ keep a half-open broker connection from holding the publishing thread.
 
 What publishing means is a setting, ``CHAT_HANDOFF_PUBLISHER``: the dotted path of a
 function that takes a batch and returns once it is safe (``chat.queue.publish``: the
-pending store, then the Celery broker). Like Channels' channel layer, the process's one
-hand-off is built from settings when first used (``get_handoff``), and built anew after a
-test changes them, so that nothing needs patching to publish elsewhere (the benchmark's
-ceiling publishes nowhere, a test to a broker that is down).
+pending store, then the Celery broker). Like Channels' channel layer, the hand-off is built
+from settings when first used (``get_handoff``), and built anew after a test changes them,
+so that nothing needs patching to publish elsewhere (the benchmark's ceiling publishes
+nowhere, a test to a broker that is down).
+
+A batch, its timer and its waiting senders belong to the event loop they were made on, so
+there is one hand-off per loop (``chat.per_loop``): on a server, one for the process's life;
+in the test suite, one per test, so that a loop that closes inside the batch window takes
+its batch and its dead timer with it instead of leaving them to hold the next loop's. The
+publishing thread is the process's, shared by every loop's hand-off.
 """
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -30,9 +35,15 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from chat.per_loop import PerLoop
 from ops import metrics
 
 logger = logging.getLogger(__name__)
+
+# One thread publishes for the whole process, so the broker connection stays in one place
+# and batches go out in order. It is not one per hand-off: a test suite makes a hand-off per
+# test (per event loop), and would otherwise leave a thread behind for each.
+_publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff")
 
 
 class Unavailable(Exception):
@@ -42,9 +53,9 @@ class Unavailable(Exception):
 class HandOff:
     """Collects records into batches; ``await submit(record)`` returns once it is published.
 
-    One instance serves the whole process. A single publishing thread keeps the broker
-    connection in one place and batches in order; while it is busy, new records gather
-    into the next batch, so the batch size grows with the load on its own.
+    One instance serves an event loop (``get_handoff``). While the publishing thread is
+    busy, new records gather into the next batch, so the batch size grows with the load on
+    its own.
     """
 
     def __init__(
@@ -58,19 +69,12 @@ class HandOff:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.timeout = timeout
-        self._loop: asyncio.AbstractEventLoop | None = None  # the one the batch gathers on
         self._pending: list[tuple[dict, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff")
         self._publishing: set[asyncio.Task] = set()  # strong references until done
 
     async def submit(self, record: dict) -> None:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A server runs one loop for its life; tests run one per test. A loop that
-            # closed mid-window took its timer and its waiters with it: start afresh, or
-            # the dead timer would hold every later batch.
-            self._loop, self._pending, self._timer = loop, [], None
         future = loop.create_future()
         self._pending.append((record, future))
         if len(self._pending) >= self.max_batch:
@@ -96,7 +100,7 @@ class HandOff:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                await loop.run_in_executor(self._executor, self._publish, records)
+                await loop.run_in_executor(_publishing_thread, self._publish, records)
         except Exception as exc:  # TimeoutError included
             logger.warning("Hand-off of %d messages failed: %r", len(records), exc)
             metrics.HANDOFF_FAILURES.inc(len(records))
@@ -113,9 +117,9 @@ class HandOff:
                 future.set_exception(outcome)
 
 
-@functools.cache
+@PerLoop
 def get_handoff() -> HandOff:
-    """The process's hand-off, built from settings on first use."""
+    """This event loop's hand-off, built from settings on first use."""
     return HandOff(
         publish=import_string(settings.CHAT_HANDOFF_PUBLISHER),
         max_batch=settings.CHAT_HANDOFF_MAX_BATCH,
@@ -127,4 +131,4 @@ def get_handoff() -> HandOff:
 @receiver(setting_changed)
 def rebuild_when_settings_change(*, setting: str, **kwargs) -> None:
     if setting.startswith("CHAT_HANDOFF_"):
-        get_handoff.cache_clear()
+        get_handoff.clear()

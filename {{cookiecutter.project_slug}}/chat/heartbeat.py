@@ -1,73 +1,56 @@
 """What an ASGI process does every few seconds for all of its sockets at once.
 
-One task per process (per event loop), not one per socket: it renews the presence entries
-of the process's sockets (``chat.presence``), announces the users whose entries ran out in
-the rooms it serves (their process died, or was stopped too long to renew them), and
-reports how many sockets the process holds, for the staff panel (``ops.panel``). It runs
-while the process has sockets, and stops after the last one has gone.
+One task per process (per event loop), not one per socket (``chat.periodic`` says why): it
+renews the presence entries of the process's sockets (``chat.presence``), announces the
+users whose entries ran out in the rooms it serves (their process died, or was stopped too
+long to renew them), and reports how many sockets the process holds, for the staff panel
+(``ops.panel``). It runs while the process has sockets, and stops after the last one has
+gone.
 """
 
-import asyncio
 import json
-import logging
 import os
 import socket
 import time
-import weakref
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from chat import groups, presence, redis_store
-
-logger = logging.getLogger(__name__)
+from chat.per_loop import PerLoop
+from chat.periodic import Periodic
 
 REPORT_EVERY = 2.0  # seconds between socket-count reports; presence goes every TTL / 3
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Heartbeat:
-    """The sockets of one process, by room, and the task that speaks for them."""
+class Heartbeat(Periodic[str]):
+    """The sockets of one process, by room (room -> presence entries), and the task that
+    speaks for them."""
+
+    interval = REPORT_EVERY
+    failure = "Heartbeat failed"
 
     def __init__(self) -> None:
-        self.rooms: dict[str, set[str]] = {}  # room -> presence entries of this process
-        self.task: asyncio.Task | None = None
-        self.renewed = time.monotonic()
+        super().__init__()
+        self.renewed = time.monotonic()  # when the presence entries were last renewed
 
     @property
     def sockets(self) -> int:
-        return sum(len(entries) for entries in self.rooms.values())
+        return sum(len(entries) for entries in self.members.values())
 
-    def track(self, room: str, entry: str) -> None:
-        self.rooms.setdefault(room, set()).add(entry)
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.run())
-
-    def untrack(self, room: str, entry: str) -> None:
-        entries = self.rooms.get(room, set())
-        entries.discard(entry)
-        if not entries:
-            self.rooms.pop(room, None)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(REPORT_EVERY)
-            try:
-                if time.monotonic() - self.renewed >= settings.CHAT_PRESENCE_TTL / 3:
-                    await self.renew_presence()
-                await report(self.sockets)
-            except (RedisError, OSError) as error:
-                # Redis away for a while: entries may run out meanwhile; they come back
-                # with the next renewal, announced as joins.
-                logger.warning("Heartbeat failed: %r", error)
-            if not self.rooms:
-                return  # the next socket starts another (no await since the check)
+    async def work(self) -> None:
+        """Renew presence if a third of its TTL has passed, and report. If Redis is away
+        for a while, entries may run out meanwhile; they come back with the next renewal,
+        announced as joins."""
+        if time.monotonic() - self.renewed >= settings.CHAT_PRESENCE_TTL / 3:
+            await self.renew_presence()
+        await report(self.sockets)
 
     async def renew_presence(self) -> None:
         self.renewed = time.monotonic()
         layer = groups.channel_layer()
-        rooms = {room: set(entries) for room, entries in self.rooms.items() if entries}
-        for room, (rejoined, gone) in (await presence.renew_and_reap(rooms)).items():
+        reaped = await presence.renew_and_reap(self.snapshot())
+        for room, (rejoined, gone) in reaped.items():
             for user in rejoined:
                 await layer.group_send(groups.room(room), {"type": "presence.join", "user": user})
             for user in gone:
@@ -86,9 +69,7 @@ async def report(sockets: int) -> None:
         await pipe.execute()
 
 
-_heartbeats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
+@PerLoop
 def heartbeat() -> Heartbeat:
-    """The heartbeat of this process's event loop."""
-    return _heartbeats.setdefault(asyncio.get_running_loop(), Heartbeat())
+    """The heartbeat of this event loop (of the process, on a server)."""
+    return Heartbeat()

@@ -14,12 +14,11 @@ Every key is ``<project_slug>:<what>[:<whose>]``, so that several projects can s
 Redis and an operator can tell this project's keys at a glance.
 """
 
-import asyncio
-import weakref
-
 import redis
 import redis.asyncio
 from django.conf import settings
+
+from chat.per_loop import PerLoop
 
 # --- Key names ------------------------------------------------------------------------
 
@@ -150,7 +149,7 @@ def persist_lags() -> str:
 # client for that one. Everything kept here is text (JSON, ids): replies are decoded to str.
 
 _clients: dict[str, redis.Redis] = {}
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_async_clients: PerLoop[dict[str, redis.asyncio.Redis]] = PerLoop(dict)
 
 
 def client_options() -> dict:
@@ -174,9 +173,9 @@ def client() -> redis.Redis:
 def async_client() -> redis.asyncio.Redis:
     """The client for the WebSocket side: one per event loop, since a redis.asyncio
     connection belongs to the loop that made it."""
-    per_url = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    clients = _async_clients()
     url = settings.REDIS_URL
-    if url not in per_url:
+    if url not in clients:
         pool = redis.asyncio.BlockingConnectionPool.from_url(url, **client_options())
-        per_url[url] = redis.asyncio.Redis(connection_pool=pool)
-    return per_url[url]
+        clients[url] = redis.asyncio.Redis(connection_pool=pool)
+    return clients[url]

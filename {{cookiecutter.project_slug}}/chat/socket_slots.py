@@ -6,22 +6,18 @@ socket whose process died without saying goodbye is renewed no more, and its slo
 itself when the claim runs out, so a crash never locks a user out for longer than that.
 
 The renewals of a process's sockets go together (``Keeper``): one task per process and one
-pipelined round trip per third of the TTL. A task per socket, each with its own timer and
-transaction, cost a process with 10,000 idle sockets about 500 Redis transactions a second,
-the better part of its idle CPU (docs/benchmark.md, "Sockets").
+pipelined round trip per third of the TTL (``chat.periodic`` says why: a task per socket
+cost a process with 10,000 idle sockets the better part of its idle CPU).
 """
 
-import asyncio
-import logging
 import time
-import weakref
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from chat import redis_store
+from chat.per_loop import PerLoop
+from chat.periodic import Periodic
 
-logger = logging.getLogger(__name__)
 RENEW_BATCH = 500  # users per pipelined round trip
 
 
@@ -63,40 +59,23 @@ async def renew(held: dict[int, set[str]]) -> None:
             await pipe.execute()
 
 
-class Keeper:
-    """The slots this process's sockets hold, and the one task that renews them. It runs
-    while the process holds slots, and stops after the last one has gone."""
+class Keeper(Periodic[int]):
+    """The slots this process's sockets hold (user id -> channel names), all renewed
+    together every third of the TTL."""
 
-    def __init__(self) -> None:
-        self.held: dict[int, set[str]] = {}  # user id -> channel names of this process
-        self.task: asyncio.Task | None = None
+    failure = "Socket slots not renewed"
 
-    def hold(self, user_id: int, holder: str) -> None:
-        self.held.setdefault(user_id, set()).add(holder)
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.run())
+    @property
+    def interval(self) -> float:
+        return settings.CHAT_SOCKET_SLOT_TTL / 3
 
-    def let_go(self, user_id: int, holder: str) -> None:
-        holders = self.held.get(user_id, set())
-        holders.discard(holder)
-        if not holders:
-            self.held.pop(user_id, None)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(settings.CHAT_SOCKET_SLOT_TTL / 3)
-            try:
-                await renew({user: set(holders) for user, holders in self.held.items()})
-            except (OSError, RedisError) as error:
-                # Redis down for a while: it comes back, or the claims run out; both are safe.
-                logger.warning("Socket slots not renewed: %r", error)
-            if not self.held:
-                return  # the next claim starts another (no await since the check)
+    async def work(self) -> None:
+        """Renew every slot. If Redis is down for a while, it comes back or the claims run
+        out: both are safe."""
+        await renew(self.snapshot())
 
 
-_keepers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
+@PerLoop
 def keeper() -> Keeper:
-    """The slot keeper of this process's event loop."""
-    return _keepers.setdefault(asyncio.get_running_loop(), Keeper())
+    """The slot keeper of this event loop (of the process, on a server)."""
+    return Keeper()

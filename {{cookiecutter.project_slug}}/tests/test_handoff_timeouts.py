@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chat import protocol
-from chat.handoff import HandOff
+from chat.handoff import get_handoff
 from support.processes import child_env, start_web
 from tests.communicator import connected, frames_until
 
@@ -127,19 +127,30 @@ async def test_a_publish_stuck_past_the_hand_off_timeout_answers_unavailable(ann
         await sock.disconnect()
 
 
-def test_a_batch_left_by_a_closed_event_loop_does_not_hold_the_next_loops():
+published: list[list[dict]] = []
+
+
+def publish_to_list(records: list[dict]) -> None:
+    """A hand-off publisher that keeps what it was given (``published``)."""
+    published.append(records)
+
+
+def test_a_batch_left_by_a_closed_event_loop_does_not_hold_the_next_loops(settings):
     """A loop that closes inside the batch window (the end of a test, of a server) leaves
-    a timer that will never fire: the next loop's records must still be published."""
-    published: list[list[dict]] = []
-    handoff = HandOff(published.append, max_batch=10, max_delay=0.05, timeout=5)
+    a timer that will never fire: the next loop's records must still be published. Each
+    loop has a hand-off of its own (``get_handoff``); were it shared, the dead timer would
+    hold the next loop's batch, and the second ``submit`` would time out."""
+    settings.CHAT_HANDOFF_PUBLISHER = f"{__name__}.publish_to_list"
+    settings.CHAT_HANDOFF_MAX_BATCH, settings.CHAT_HANDOFF_MAX_DELAY = 10, 0.05
+    published.clear()
 
     async def left_in_the_window():
-        asyncio.get_running_loop().create_task(handoff.submit({"id": "abandoned"}))
+        asyncio.get_running_loop().create_task(get_handoff().submit({"id": "abandoned"}))
         await asyncio.sleep(0)  # one turn: the record is pending, its timer set
 
     async def published_in_time():
         async with asyncio.timeout(5):
-            await handoff.submit({"id": "next"})
+            await get_handoff().submit({"id": "next"})
 
     asyncio.run(left_in_the_window())
     asyncio.run(published_in_time())
