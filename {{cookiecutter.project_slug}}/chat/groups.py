@@ -13,8 +13,12 @@ commands). Under the ASGI server ``async_to_sync`` runs the send on the server's
 loop; elsewhere on a short-lived one, whose channel-layer connections close with it.
 """
 
+from typing import cast
+
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
+
+from config.channel_layer import ChannelLayer
 
 
 def room(room: str) -> str:
@@ -25,11 +29,12 @@ def user(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def channel_layer() -> BaseChannelLayer:
-    """The channel layer of the settings (``CHANNEL_LAYERS``, always configured here)."""
+def channel_layer() -> ChannelLayer:
+    """The channel layer of the settings: one of ``config.channel_layer``'s, the only ones
+    ``CHANNEL_LAYER_BACKENDS`` offers."""
     layer = get_channel_layer()
     assert layer is not None, "CHANNEL_LAYERS has no default layer"
-    return layer
+    return cast(ChannelLayer, layer)
 
 
 def tell(group: str, event: dict) -> None:

@@ -165,10 +165,11 @@ REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=5)
 # (docs/scaling.md). Every process must be given the same list, in the same order.
 CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[REDIS_URL])
 # The project was generated with one layer; CHANNEL_LAYER switches to the other without a
-# code change (the benchmark measures both).
+# code change (the benchmark measures both). Both are channels_redis's, with what the project
+# adds (config/channel_layer.py).
 CHANNEL_LAYER_BACKENDS = {
     "redis": "config.channel_layer.BoundedRedisChannelLayer",
-    "redis_pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "redis_pubsub": "config.channel_layer.PipelinedPubSubChannelLayer",
 }
 CHANNEL_LAYER = env("CHANNEL_LAYER", default="{{ cookiecutter.channel_layer }}")
 if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:

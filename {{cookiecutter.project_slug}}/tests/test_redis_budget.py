@@ -15,10 +15,10 @@ import uuid
 
 import pytest
 import redis
-from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.core.management import CommandError, call_command
 
 from chat import pending, redis_store
+from config.channel_layer import PipelinedPubSubChannelLayer
 from config.connections import ConnectionBudget, RedisBudget, redis_server
 from config.roles import Role
 from ops.checks import redis_budget_fits_servers
@@ -162,17 +162,21 @@ async def test_the_pub_sub_layer_never_needs_more_than_two_connections_per_shard
     """The pub/sub layer keeps channels_redis's own pool, which raises "Too many
     connections" past its cap instead of waiting: the budget counts on the library running
     a shard's commands one at a time (its lock), so that two connections (one subscribed,
-    one for commands) carry any burst. Were the lock gone, this burst would fail."""
+    one for commands) carry any burst, the project's ``send_many`` pipelines included. Were
+    the lock gone, this burst would fail."""
     url = redis_store.client().connection_pool.connection_kwargs
     address = f"redis://{url['host']}:{url['port']}/{url['db']}"
-    layer = RedisPubSubChannelLayer(
+    layer = PipelinedPubSubChannelLayer(
         hosts=[{"address": address, "max_connections": 2}], prefix=f"probe-{uuid.uuid4().hex}"
     )
     channels = [await layer.new_channel() for _ in range(100)]
     try:
         await asyncio.gather(*(layer.group_add(f"g{n % 10}", c) for n, c in enumerate(channels)))
         await asyncio.gather(*(layer.group_send(f"g{n % 10}", {"type": "x"}) for n in range(300)))
-        await asyncio.gather(*(layer.send(c, {"type": "y"}) for c in channels))
+        await asyncio.gather(
+            *(layer.send(c, {"type": "y"}) for c in channels[:50]),
+            *(layer.send_many([(c, {"type": "y"})]) for c in channels[50:]),
+        )
         assert len(await asyncio.gather(*(layer.receive(c) for c in channels))) == 100
     finally:
         await layer.flush()

@@ -5,6 +5,7 @@ pool, sized as the article this benchmark answers sizes it (``max_size`` 20), in
 whose consumers query the database: each process holds up to 20 connections.
 """
 
+from bench.peers import settings as peers
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES
 
@@ -19,3 +20,5 @@ DATABASES = {
         },
     }
 }
+
+CHANNEL_LAYERS = peers.CHANNEL_LAYERS  # the library's own, as the other peers run it

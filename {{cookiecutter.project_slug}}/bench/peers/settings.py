@@ -7,7 +7,7 @@ still comes from the environment through ``config.settings``.
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import CACHES, DATABASES
+from config.settings import CACHES, CHANNEL_LAYER, CHANNEL_LAYERS, DATABASES
 
 DATABASES = {
     "default": {
@@ -26,3 +26,14 @@ CACHES = {
         "OPTIONS": {"pool_class": "bench.peers.cache_pool.SharedPool"},
     }
 }
+
+# The library's own pub/sub layer, as a typical project runs it: the project's subclass
+# (config.channel_layer) adds only send_many, for a worker these designs do not have. On the
+# core layer they run the project's, whose pools wait rather than fail in a burst.
+if CHANNEL_LAYER == "redis_pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            **CHANNEL_LAYERS["default"],
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        }
+    }
