@@ -49,7 +49,7 @@ class Heartbeat(Periodic[str]):
     async def renew_presence(self) -> None:
         self.renewed = time.monotonic()
         layer = groups.channel_layer()
-        reaped = await presence.renew_and_reap(self.snapshot())
+        reaped = await presence.renew_and_reap(self.members)  # read before any await
         for room, (rejoined, gone) in reaped.items():
             for user in rejoined:
                 await layer.group_send(groups.room(room), {"type": "presence.join", "user": user})

@@ -40,7 +40,10 @@ class Periodic(ABC, Generic[Key]):
 
     @abstractmethod
     async def work(self) -> None:
-        """One round, for every member. A Redis error is logged, and the rounds go on."""
+        """One round, for every member. A Redis error is logged, and the rounds go on.
+
+        Sockets come and go during the round's awaits: read ``members`` before the first
+        (into the commands to send), and they change nothing in this round."""
 
     def add(self, key: Key, member: str) -> None:
         self.members.setdefault(key, set()).add(member)
@@ -52,11 +55,6 @@ class Periodic(ABC, Generic[Key]):
         members.discard(member)
         if not members:
             self.members.pop(key, None)
-
-    def snapshot(self) -> dict[Key, set[str]]:
-        """The members now, in a copy that sockets coming and going during a round's
-        awaits leave alone."""
-        return {key: set(members) for key, members in self.members.items()}
 
     async def run(self) -> None:
         while True:

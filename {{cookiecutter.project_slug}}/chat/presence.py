@@ -6,10 +6,10 @@ together (``chat.heartbeat``); a process that dies renews nothing, and its entri
 within ``CHAT_PRESENCE_TTL``.
 
 A user joins a room with their first live socket there and leaves with their last. ``join``
-and ``leave`` say whether this socket was that first or last one, and ``reap`` removes the
-entries that ran out and says whose last entry went with them, so that a process still in
-the room can announce it. Each runs as one Lua script: two sockets racing never both
-announce, and an entry that ran out is reaped by exactly one process.
+and ``leave`` say whether this socket was that first or last one, and ``renew_and_reap``
+removes the entries that ran out and says whose last entry went with them, so that a
+process still in the room can announce it. Each runs as one Lua script: two sockets racing
+never both announce, and an entry that ran out is reaped by exactly one process.
 """
 
 import time
@@ -19,7 +19,10 @@ from django.conf import settings
 
 from chat import redis_store
 
-RENEW_BATCH = 250  # rooms per pipelined round trip of renew_and_reap
+# Entries per script call of renew_and_reap (whole rooms: a call may hold more), and per
+# ZMSCORE/ZADD inside it (Lua's unpack takes a few thousand values at most).
+RENEW_BATCH = 1000
+CHUNK = 500
 
 # Lua: the username of a member "<channel>|<username>" (channel names have no "|").
 USER_OF = "local function user_of(m) return string.sub(m, string.find(m, '|', 1, true) + 1) end\n"
@@ -49,46 +52,80 @@ return 1
 """
 )
 
-RENEW = (
+# For many rooms in one call: renew the entries (an entry that was reaped meanwhile is added
+# back, and its user announced as rejoining if no other entry of theirs is live), then reap
+# the entries that ran out. KEYS: the rooms' sets; ARGV: the entries' new expiry, now, the
+# sets' lifetime, then for each room its entries in one string, one a line (channel names and
+# usernames hold no line break). A room whose entries are all there (the usual case) is
+# renewed with one ZMSCORE and one ZADD per CHUNK; a room missing some goes entry by entry,
+# so that a user with several entries rejoins once. Returns only what there is to announce,
+# flat: room index (1-based), 1 for a rejoin or 0 for a leave, user.
+RENEW_AND_REAP = (
     USER_OF
     + """
-local rejoined, seen = {}, {}
-for i = 4, #ARGV do
-    if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-        local user, others = user_of(ARGV[i]), 0
-        for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
-            if user_of(m) == user then others = others + 1 end
-        end
-        if others == 0 and not seen[user] then
-            seen[user] = true
-            table.insert(rejoined, user)
-        end
-    end
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return rejoined
-"""
-)
-
-REAP = (
-    USER_OF
+local CHUNK = """
+    + str(CHUNK)
     + """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-if #expired == 0 then return {} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-local live, gone, seen = {}, {}, {}
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
-    live[user_of(m)] = true
-end
-for _, m in ipairs(expired) do
-    local user = user_of(m)
-    if not live[user] and not seen[user] then
-        seen[user] = true
-        table.insert(gone, user)
+local expiry, now, lifetime = ARGV[1], ARGV[2], ARGV[3]
+local found = {}
+for k, key in ipairs(KEYS) do
+    local entries = {}
+    for m in string.gmatch(ARGV[k + 3], '[^\\n]+') do entries[#entries + 1] = m end
+    local missing = false
+    for s = 1, #entries, CHUNK do
+        local last = math.min(s + CHUNK - 1, #entries)
+        local scores = redis.call('ZMSCORE', key, unpack(entries, s, last))
+        for i = 1, last - s + 1 do
+            if not scores[i] then missing = true end
+        end
+    end
+    if missing then
+        local seen = {}
+        for _, e in ipairs(entries) do
+            if not redis.call('ZSCORE', key, e) then
+                local user, others = user_of(e), 0
+                for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, now, '+inf')) do
+                    if user_of(m) == user then others = others + 1 end
+                end
+                if others == 0 and not seen[user] then
+                    seen[user] = true
+                    table.insert(found, k)
+                    table.insert(found, 1)
+                    table.insert(found, user)
+                end
+            end
+            redis.call('ZADD', key, expiry, e)
+        end
+    else
+        for s = 1, #entries, CHUNK do
+            local pairs_ = {}
+            for i = s, math.min(s + CHUNK - 1, #entries) do
+                pairs_[#pairs_ + 1] = expiry
+                pairs_[#pairs_ + 1] = entries[i]
+            end
+            redis.call('ZADD', key, unpack(pairs_))
+        end
+    end
+    redis.call('EXPIRE', key, lifetime)
+    local expired = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. now)
+    if #expired > 0 then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
+        local live, seen = {}, {}
+        for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, now, '+inf')) do
+            live[user_of(m)] = true
+        end
+        for _, m in ipairs(expired) do
+            local user = user_of(m)
+            if not live[user] and not seen[user] then
+                seen[user] = true
+                table.insert(found, k)
+                table.insert(found, 0)
+                table.insert(found, user)
+            end
+        end
     end
 end
-return gone
+return found
 """
 )
 
@@ -140,26 +177,45 @@ async def users(room: str) -> list[str]:
 
 async def renew_and_reap(rooms: dict[str, set[str]]) -> dict[str, tuple[list[str], list[str]]]:
     """For each room of ``rooms`` (room -> one process's entries there): push back the
-    expiry of the entries, then remove the room's entries that ran out. Per room, the users
-    who rejoined it (their entries had been reaped meanwhile: the process stalled past the
-    TTL) and the users who left it with the entries reaped.
+    expiry of the entries, then remove the room's entries that ran out. The rooms where
+    there is something to announce, each with the users who rejoined it (their entries had
+    been reaped meanwhile: the process stalled past the TTL) and the users who left it with
+    the entries reaped.
 
-    ``RENEW_BATCH`` rooms per pipelined round trip: a process with sockets in 500 rooms made
-    1,000 round trips per renewal one room at a time, a good part of its idle CPU.
+    ``rooms`` may be the heartbeat's own members: they are read before the first await, so
+    sockets coming and going meanwhile change nothing here.
+
+    One script call (``RENEW_AND_REAP``, sent by its SHA) per ``RENEW_BATCH`` entries, one
+    argument per room, and the answer holds only what there is to announce. Two scripts per
+    room, each sent whole with all its entries, in a pipeline, cost a process with 10,000
+    idle sockets in 500 rooms about 1,000 commands, 20,000 arguments and their replies per
+    renewal, and the garbage collector the objects that go with them: much of what
+    separated its idle CPU from a bare consumer's (docs/benchmark.md, "Sockets").
     """
+    batches: list[tuple[list[str], list[str], list[str]]] = []
+    names: list[str] = []
+    keys: list[str] = []
+    args: list[str] = []
+    count = 0
+    for room, entries in rooms.items():
+        names.append(room)
+        keys.append(redis_store.presence(room))
+        args.append("\n".join(entries))  # one argument to encode, not one per entry
+        count += len(entries)
+        if count >= RENEW_BATCH:
+            batches.append((names, keys, args))
+            names, keys, args, count = [], [], [], 0
+    if names:
+        batches.append((names, keys, args))
+    client = redis_store.async_client()
+    script = client.register_script(RENEW_AND_REAP)
     found: dict[str, tuple[list[str], list[str]]] = {}
-    names = list(rooms)
-    for first in range(0, len(names), RENEW_BATCH):
-        batch = names[first : first + RENEW_BATCH]
-        now, lifetime = time.time(), key_lifetime()
-        async with redis_store.async_client().pipeline(transaction=False) as pipe:
-            for room in batch:
-                key = redis_store.presence(room)
-                until = now + settings.CHAT_PRESENCE_TTL
-                pipe.eval(RENEW, 1, key, until, now, lifetime, *rooms[room])
-                pipe.eval(REAP, 1, key, now)
-            answers = await pipe.execute()
-        for n, room in enumerate(batch):
-            rejoined, gone = answers[2 * n], answers[2 * n + 1]
-            found[room] = (list(cast(list[str], rejoined)), list(cast(list[str], gone)))
+    for names, keys, args in batches:
+        now = time.time()
+        head = [now + settings.CHAT_PRESENCE_TTL, now, key_lifetime()]
+        answer = cast(list, await script(keys=keys, args=[*head, *args]))
+        for n in range(0, len(answer), 3):
+            room = names[int(answer[n]) - 1]
+            rejoined, gone = found.setdefault(room, ([], []))
+            (rejoined if int(answer[n + 1]) else gone).append(answer[n + 2])
     return found
