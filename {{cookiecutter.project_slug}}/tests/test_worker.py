@@ -5,6 +5,9 @@ closed cleanly when a worker process stops.
 import asyncio
 import gc
 import logging
+import os
+import subprocess
+import sys
 import tracemalloc
 import uuid
 from datetime import UTC, datetime
@@ -19,7 +22,7 @@ from chat.queue import publish
 from config.celery import close_pool
 from config.roles import Role
 from support.pgstat import admin_connection, connections_of
-from support.processes import child_env, start_worker
+from support.processes import PROJECT_DIR, child_env, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -81,6 +84,37 @@ def test_the_worker_recovers_when_postgresql_drops_its_connections(worker, djang
 
     assert Message.objects.filter(room="worker-tests").count() == 5 * 20
     assert connections_of(Role.WORKER) <= settings.CONNECTION_BUDGET.worker
+
+
+def pool_checks(role: Role) -> bool:
+    """Whether the pool of a process of ``role`` tests each connection before lending it."""
+    printed = subprocess.run(
+        [sys.executable, "-c", CHECKS],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PROCESS_ROLE": role},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return printed.strip() == "True"
+
+
+CHECKS = """
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django
+django.setup()
+from django.db import connection
+print(connection.settings_dict["CONN_HEALTH_CHECKS"])  # Django: the pool's check= argument
+"""
+
+
+def test_only_the_workers_pool_skips_the_health_check_round_trip():
+    """The worker does without it (the test above shows what a restart then costs it: a
+    retry); a web request would fail instead."""
+    assert pool_checks(Role.WEB)
+    assert not pool_checks(Role.WORKER)
 
 
 def test_a_database_error_of_any_kind_retries_the_batch(monkeypatch, django_user_model):
