@@ -4,6 +4,7 @@ closed cleanly when a worker process stops.
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import subprocess
@@ -13,10 +14,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import InternalError, connection, reset_queries
 
-from chat import notifications, tasks
+from chat import notifications, pending, redis_store, tasks
 from chat.models import Message
 from chat.queue import publish
 from config.celery import close_pool
@@ -148,6 +150,28 @@ def test_the_shutdown_handler_closes_the_pool_before_the_process_exits(monkeypat
     assert pool.get_stats()["pool_size"] >= 1 and not pool.closed
     close_pool()
     assert pool.closed
+
+
+def test_a_batchs_redis_bookkeeping_takes_one_round_trip(monkeypatch, django_user_model):
+    """After the commit the pending entries go and the panel's lag sample is written: one
+    pipeline for both (the notifications go through the channel layer's own connections)."""
+    author = django_user_model.objects.create_user(username=f"w-{uuid.uuid4().hex[:8]}")
+    records = batch(author, size=5)
+    pending.remember(records)
+    client = redis_store.client()
+    client.delete(redis_store.persist_lags())
+    sent, execute = [], redis.client.Pipeline.execute
+
+    def counted(pipe, *args, **kwargs):
+        sent.append(len(pipe.command_stack))
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    assert tasks.persist_messages.apply(args=[records]).successful()
+
+    assert sent == [5], sent  # DEL, ZREM; LPUSH, LTRIM, EXPIRE
+    assert pending.fetch([pending.member(r) for r in records]) == []
+    assert json.loads(client.lindex(redis_store.persist_lags(), 0))["count"] == 5
 
 
 def test_a_task_starts_with_an_empty_query_log(settings, django_user_model):
