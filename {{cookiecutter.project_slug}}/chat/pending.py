@@ -18,6 +18,7 @@ import json
 import time
 from typing import cast
 
+import redis
 from django.conf import settings
 
 from chat import redis_store
@@ -59,16 +60,21 @@ def fetch(members: list[str]) -> list[dict]:
     return [json.loads(raw) for raw in found if raw is not None]
 
 
-def forget(records: list[dict]) -> None:
+def forget(records: list[dict], pipe: redis.client.Pipeline | None = None) -> None:
     """Called once the messages are committed (or dead-lettered): from now on the history
     finds them stored. Each goes by its author and id: a record under another author's id
-    clears only its own entry."""
+    clears only its own entry. With ``pipe``, the commands go out with the caller's (the
+    worker sends all of a batch's bookkeeping in one round trip)."""
     members = [member(record) for record in records]
-    if members:
-        with redis_store.client().pipeline(transaction=False) as pipe:
-            pipe.delete(*(redis_store.pending_message(m) for m in members))
-            pipe.zrem(redis_store.pending_index(), *members)
-            pipe.execute()
+    if not members:
+        return
+    if pipe is None:
+        with redis_store.client().pipeline(transaction=False) as own:
+            forget(records, own)
+            own.execute()
+        return
+    pipe.delete(*(redis_store.pending_message(m) for m in members))
+    pipe.zrem(redis_store.pending_index(), *members)
 
 
 def overdue(older_than: float, limit: int, published_before: float | None = None) -> list[dict]:

@@ -22,9 +22,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django import db
 from django.conf import settings
 from psycopg_pool import PoolTimeout
-from redis.exceptions import RedisError
 
-from chat import access, mirrors, notifications, pending, rooms
+from chat import access, mirrors, notifications, pending, redis_store, rooms
 from chat.persistence import store_batch
 from chat.queue import PERSIST_TASK, SEED_OFFSETS_TASK
 from ops import live, metrics
@@ -52,14 +51,19 @@ NOT_RETRIED = (db.DataError, db.IntegrityError)
 )
 def persist_messages(records: list[dict]) -> dict:
     result = store_batch(records)
-    count_stored(result.stored, len(result.dead))
+    lags = count_stored(result.stored, len(result.dead))
     # Dead letters are done with too: parked for a human, not for the pending sweep; and so
-    # are the messages of deleted users, discarded with their authors.
-    pending.forget(
-        result.stored
-        + result.discarded
-        + [letter.record for letter in result.dead if well_formed(letter.record)]
-    )
+    # are the messages of deleted users, discarded with their authors. The pending entries
+    # and the panel's lag sample go in one round trip.
+    with redis_store.client().pipeline(transaction=False) as pipe:
+        pending.forget(
+            result.stored
+            + result.discarded
+            + [letter.record for letter in result.dead if well_formed(letter.record)],
+            pipe,
+        )
+        live.record_persist_lag(lags, pipe)
+        pipe.execute()
     try:
         notifications.notify_persisted(result.stored)
     except Exception:
@@ -86,17 +90,15 @@ def well_formed(record) -> bool:
     return isinstance(record, dict) and {"author_id", "id"} <= record.keys()
 
 
-def count_stored(stored: list[dict], dead: int) -> None:
+def count_stored(stored: list[dict], dead: int) -> list[float]:
+    """Count a batch in the metrics; returns its messages' lags, sent_at to commit."""
     committed = datetime.now(UTC)
     metrics.MESSAGES_PERSISTED.inc(len(stored))
     metrics.DEAD_LETTERS.inc(dead)
     lags = [(committed - datetime.fromisoformat(r["sent_at"])).total_seconds() for r in stored]
     for lag in lags:
         metrics.PERSIST_LAG_SECONDS.observe(lag)
-    try:
-        live.record_persist_lag(lags)
-    except (RedisError, OSError):  # the panel misses one batch; the batch is stored
-        logger.warning("Persist lag not recorded for the panel", exc_info=True)
+    return lags
 
 
 @shared_task(

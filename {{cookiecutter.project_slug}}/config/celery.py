@@ -76,8 +76,9 @@ def empty_query_log(**kwargs):
 def return_connections_to_pool(**kwargs):
     """Hand the task's connection back to the pool, as Django does at the end of a request.
 
-    A connection broken by a database restart is discarded here; the pool's health check
-    replaces it on the next task.
+    A connection broken by a database restart (its batch failed, and retries) is discarded
+    here, and the pool opens a new one: the worker's pool does not test connections before
+    lending them (``config/settings.py``).
     """
     close_old_connections()
     observe_database_pool()

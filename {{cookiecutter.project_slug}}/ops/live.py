@@ -13,6 +13,7 @@ import statistics
 import time
 from typing import cast
 
+import redis
 from kombu import Connection
 from kombu.exceptions import ChannelError
 
@@ -26,8 +27,9 @@ LAG_SAMPLES = 120  # batches whose lag the panel sees
 LAG_LIFETIME = 3600  # seconds a quiet worker's last lags stay shown
 
 
-def record_persist_lag(lags: list[float]) -> None:
-    """In the worker, after each batch: its messages' lags from sent_at to commit."""
+def record_persist_lag(lags: list[float], pipe: redis.client.Pipeline) -> None:
+    """In the worker, after each batch: its messages' lags from sent_at to commit, queued on
+    the worker's pipeline (sent with the batch's other bookkeeping, ``chat.tasks``)."""
     if not lags:
         return
     sample = {
@@ -36,11 +38,9 @@ def record_persist_lag(lags: list[float]) -> None:
         "max": max(lags),
         "mean": sum(lags) / len(lags),
     }
-    with redis_store.client().pipeline(transaction=False) as pipe:
-        pipe.lpush(redis_store.persist_lags(), json.dumps(sample))
-        pipe.ltrim(redis_store.persist_lags(), 0, LAG_SAMPLES - 1)
-        pipe.expire(redis_store.persist_lags(), LAG_LIFETIME)
-        pipe.execute()
+    pipe.lpush(redis_store.persist_lags(), json.dumps(sample))
+    pipe.ltrim(redis_store.persist_lags(), 0, LAG_SAMPLES - 1)
+    pipe.expire(redis_store.persist_lags(), LAG_LIFETIME)
 
 
 def processes() -> list[dict]:

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chat import redis_store
 from chat.models import DeadLetter, Message
@@ -67,6 +68,34 @@ def test_a_bad_row_goes_to_the_dead_letter_and_the_good_rows_are_stored(author):
 
     store_batch([too_long])  # redelivered: parked once, not twice
     assert DeadLetter.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_with_nothing_refused_takes_four_statements_and_no_savepoint(author):
+    """The usual batch: the authors' lock and one INSERT, in one transaction. A savepoint
+    and SET CONSTRAINTS, needed only once PostgreSQL has refused a row, would cost three
+    round trips more."""
+    with CaptureQueriesContext(connection) as queries:
+        result = store_batch([record(author) for _ in range(20)])
+
+    assert len(result.stored) == 20 and Message.objects.count() == 20
+    statements = [query["sql"].split()[0].upper() for query in queries]
+    assert statements == ["BEGIN", "SELECT", "INSERT", "COMMIT"], statements
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_row_rolls_back_the_batch_and_the_rest_is_stored_row_by_row(author):
+    """Outside a test's transaction, as in the worker: the batch's first transaction is
+    rolled back whole, and the second stores each good row once and parks the bad one."""
+    good = [record(author) for _ in range(5)]
+    refused = record(author, room="x" * 65)
+    result = store_batch([*good[:2], refused, *good[2:]])
+
+    assert [r["id"] for r in result.stored] == [r["id"] for r in good]
+    assert Message.objects.count() == 5
+    assert list(DeadLetter.objects.values_list("message_id", flat=True)) == [
+        uuid.UUID(refused["id"])
+    ]
 
 
 @pytest.mark.django_db

@@ -4,22 +4,27 @@ closed cleanly when a worker process stops.
 
 import asyncio
 import gc
+import json
 import logging
+import os
+import subprocess
+import sys
 import tracemalloc
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import InternalError, connection, reset_queries
 
-from chat import notifications, tasks
+from chat import notifications, pending, redis_store, tasks
 from chat.models import Message
 from chat.queue import publish
 from config.celery import close_pool
 from config.roles import Role
 from support.pgstat import admin_connection, connections_of
-from support.processes import child_env, start_worker
+from support.processes import PROJECT_DIR, child_env, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -83,6 +88,37 @@ def test_the_worker_recovers_when_postgresql_drops_its_connections(worker, djang
     assert connections_of(Role.WORKER) <= settings.CONNECTION_BUDGET.worker
 
 
+def pool_checks(role: Role) -> bool:
+    """Whether the pool of a process of ``role`` tests each connection before lending it."""
+    printed = subprocess.run(
+        [sys.executable, "-c", CHECKS],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PROCESS_ROLE": role},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return printed.strip() == "True"
+
+
+CHECKS = """
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django
+django.setup()
+from django.db import connection
+print(connection.settings_dict["CONN_HEALTH_CHECKS"])  # Django: the pool's check= argument
+"""
+
+
+def test_only_the_workers_pool_skips_the_health_check_round_trip():
+    """The worker does without it (the test above shows what a restart then costs it: a
+    retry); a web request would fail instead."""
+    assert pool_checks(Role.WEB)
+    assert not pool_checks(Role.WORKER)
+
+
 def test_a_database_error_of_any_kind_retries_the_batch(monkeypatch, django_user_model):
     """Failure injection (a mock): psycopg's InternalError "received 2 results from command
     'COMMIT'" came once, through PgBouncer, from a session terminated mid-COMMIT, and cannot
@@ -114,6 +150,28 @@ def test_the_shutdown_handler_closes_the_pool_before_the_process_exits(monkeypat
     assert pool.get_stats()["pool_size"] >= 1 and not pool.closed
     close_pool()
     assert pool.closed
+
+
+def test_a_batchs_redis_bookkeeping_takes_one_round_trip(monkeypatch, django_user_model):
+    """After the commit the pending entries go and the panel's lag sample is written: one
+    pipeline for both (the notifications go through the channel layer's own connections)."""
+    author = django_user_model.objects.create_user(username=f"w-{uuid.uuid4().hex[:8]}")
+    records = batch(author, size=5)
+    pending.remember(records)
+    client = redis_store.client()
+    client.delete(redis_store.persist_lags())
+    sent, execute = [], redis.client.Pipeline.execute
+
+    def counted(pipe, *args, **kwargs):
+        sent.append(len(pipe.command_stack))
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    assert tasks.persist_messages.apply(args=[records]).successful()
+
+    assert sent == [5], sent  # DEL, ZREM; LPUSH, LTRIM, EXPIRE
+    assert pending.fetch([pending.member(r) for r in records]) == []
+    assert json.loads(client.lindex(redis_store.persist_lags(), 0))["count"] == 5
 
 
 def test_a_task_starts_with_an_empty_query_log(settings, django_user_model):
