@@ -642,7 +642,10 @@ def test_broker_restarted_alone_during_a_stream(stack, make_user, tmp_path):
     broker_server = (RabbitMQServer if settings.BROKER_IS_AMQP else RedisServer)(directory)
     try:
         stack.env = {**stack.env, "CELERY_BROKER_URL": broker_server.url}
-        all_streams, background = stack.stream(users, per_user=300, within=240)
+        # RabbitMQ's clean shutdown (rabbitmqctl stop, then the node halting) takes seconds,
+        # and it takes batches meanwhile: with 300 a user, a fast run had every message
+        # accepted before the broker was gone, and no sender ever heard "unavailable".
+        all_streams, background = stack.stream(users, per_user=1000, within=300)
         background.wait_accepted(0.3)
         broker_server.stop(signal.SIGTERM)
         wait_for(lambda: any(s.unavailable for s in all_streams), 30, "a sender to hear it")
