@@ -17,6 +17,7 @@ it at exit, metrics, the pending sweep) is wired in ``config/celery.py``.
 import logging
 from datetime import UTC, datetime
 
+import redis
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django import db
@@ -55,15 +56,20 @@ def persist_messages(records: list[dict]) -> dict:
     # Dead letters are done with too: parked for a human, not for the pending sweep; and so
     # are the messages of deleted users, discarded with their authors. The pending entries
     # and the panel's lag sample go in one round trip.
-    with redis_store.client().pipeline(transaction=False) as pipe:
-        pending.forget(
-            result.stored
-            + result.discarded
-            + [letter.record for letter in result.dead if well_formed(letter.record)],
-            pipe,
-        )
-        live.record_persist_lag(lags, pipe)
-        pipe.execute()
+    try:
+        with redis_store.client().pipeline(transaction=False) as pipe:
+            pending.forget(
+                result.stored
+                + result.discarded
+                + [letter.record for letter in result.dead if well_formed(letter.record)],
+                pipe,
+            )
+            live.record_persist_lag(lags, pipe)
+            pipe.execute()
+    except redis.RedisError:
+        # The batch is committed: retrying it would not help. Its pending entries stay for
+        # the sweep (chat.sweep), which hands them over again and finds them stored.
+        logger.warning("Could not forget %d stored messages", len(result.stored), exc_info=True)
     try:
         notifications.notify_persisted(result.stored)
     except Exception:

@@ -174,6 +174,28 @@ def test_a_batchs_redis_bookkeeping_takes_one_round_trip(monkeypatch, django_use
     assert json.loads(client.lindex(redis_store.persist_lags(), 0))["count"] == 5
 
 
+def test_a_stored_batch_is_reported_even_if_its_redis_bookkeeping_fails(
+    monkeypatch, django_user_model
+):
+    """The rows are committed before the bookkeeping: Redis failing then must neither fail
+    the task (its pending entries are left for the sweep, which finds them stored) nor keep
+    the senders from hearing ``persisted``. The failure is injected (a mock): a real outage
+    of that Redis would take the test's channel layer down with it."""
+    author = django_user_model.objects.create_user(username=f"w-{uuid.uuid4().hex[:8]}")
+    records = batch(author, size=3)
+
+    def unreachable(pipe, *args, **kwargs):
+        raise redis.ConnectionError("injected: Redis unreachable")
+
+    told: list[dict] = []
+    monkeypatch.setattr(redis.client.Pipeline, "execute", unreachable)
+    monkeypatch.setattr(notifications, "notify_persisted", told.extend)
+
+    assert tasks.persist_messages.apply(args=[records]).successful()
+    assert stored(records)
+    assert [r["id"] for r in told] == [r["id"] for r in records]
+
+
 def test_a_task_starts_with_an_empty_query_log(settings, django_user_model):
     """DEBUG keeps each query's SQL until a request starts; a worker's child never starts one,
     so without the task_prerun handler the log grows to 9,000 entries per child."""
