@@ -17,12 +17,9 @@ from typing import cast
 
 from django.conf import settings
 
-from chat import redis_store
+from chat import redis_scripts, redis_store
 
-# Entries per script call of renew_and_reap (whole rooms: a call may hold more), and per
-# ZMSCORE/ZADD inside it (Lua's unpack takes a few thousand values at most).
-RENEW_BATCH = 1000
-CHUNK = 500
+RENEW_BATCH = 1000  # entries per script call of renew_and_reap (whole rooms: may hold more)
 
 # Lua: the username of a member "<channel>|<username>" (channel names have no "|").
 USER_OF = "local function user_of(m) return string.sub(m, string.find(m, '|', 1, true) + 1) end\n"
@@ -61,16 +58,18 @@ return 1
 # so that a user with several entries rejoins once. Returns only what there is to announce,
 # flat: room index (1-based), 1 for a rejoin or 0 for a leave, user.
 RENEW_AND_REAP = (
-    USER_OF
-    + """
-local CHUNK = """
-    + str(CHUNK)
+    redis_scripts.LUA
+    + USER_OF
     + """
 local expiry, now, lifetime = ARGV[1], ARGV[2], ARGV[3]
 local found = {}
+local function announce(k, rejoined, user)
+    found[#found + 1] = k
+    found[#found + 1] = rejoined
+    found[#found + 1] = user
+end
 for k, key in ipairs(KEYS) do
-    local entries = {}
-    for m in string.gmatch(ARGV[k + 3], '[^\\n]+') do entries[#entries + 1] = m end
+    local entries = lines(ARGV[k + 3])
     local missing = false
     for s = 1, #entries, CHUNK do
         local last = math.min(s + CHUNK - 1, #entries)
@@ -89,22 +88,13 @@ for k, key in ipairs(KEYS) do
                 end
                 if others == 0 and not seen[user] then
                     seen[user] = true
-                    table.insert(found, k)
-                    table.insert(found, 1)
-                    table.insert(found, user)
+                    announce(k, 1, user)
                 end
             end
             redis.call('ZADD', key, expiry, e)
         end
     else
-        for s = 1, #entries, CHUNK do
-            local pairs_ = {}
-            for i = s, math.min(s + CHUNK - 1, #entries) do
-                pairs_[#pairs_ + 1] = expiry
-                pairs_[#pairs_ + 1] = entries[i]
-            end
-            redis.call('ZADD', key, unpack(pairs_))
-        end
+        zadd_all(key, nil, expiry, entries)
     end
     redis.call('EXPIRE', key, lifetime)
     local expired = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. now)
@@ -118,9 +108,7 @@ for k, key in ipairs(KEYS) do
             local user = user_of(m)
             if not live[user] and not seen[user] then
                 seen[user] = true
-                table.insert(found, k)
-                table.insert(found, 0)
-                table.insert(found, user)
+                announce(k, 0, user)
             end
         end
     end
@@ -192,28 +180,14 @@ async def renew_and_reap(rooms: dict[str, set[str]]) -> dict[str, tuple[list[str
     renewal, and the garbage collector the objects that go with them: much of what
     separated its idle CPU from a bare consumer's (docs/benchmark.md, "Sockets").
     """
-    batches: list[tuple[list[str], list[str], list[str]]] = []
-    names: list[str] = []
-    keys: list[str] = []
-    args: list[str] = []
-    count = 0
-    for room, entries in rooms.items():
-        names.append(room)
-        keys.append(redis_store.presence(room))
-        args.append("\n".join(entries))  # one argument to encode, not one per entry
-        count += len(entries)
-        if count >= RENEW_BATCH:
-            batches.append((names, keys, args))
-            names, keys, args, count = [], [], [], 0
-    if names:
-        batches.append((names, keys, args))
-    client = redis_store.async_client()
-    script = client.register_script(RENEW_AND_REAP)
+    script = redis_store.async_client().register_script(RENEW_AND_REAP)
     found: dict[str, tuple[list[str], list[str]]] = {}
-    for names, keys, args in batches:
+    for batch in redis_scripts.batches(rooms, RENEW_BATCH):
+        names = [room for room, _ in batch]
+        keys = [redis_store.presence(room) for room in names]
         now = time.time()
         head = [now + settings.CHAT_PRESENCE_TTL, now, key_lifetime()]
-        answer = cast(list, await script(keys=keys, args=[*head, *args]))
+        answer = cast(list, await script(keys=keys, args=[*head, *(e for _, e in batch)]))
         for n in range(0, len(answer), 3):
             room = names[int(answer[n]) - 1]
             rejoined, gone = found.setdefault(room, ([], []))

@@ -14,33 +14,21 @@ import time
 
 from django.conf import settings
 
-from chat import redis_store
+from chat import redis_scripts, redis_store
 from chat.per_loop import PerLoop
 from chat.periodic import Periodic
 
 RENEW_BATCH = 1000  # slots per script call of renew (whole users: a call may hold more)
-CHUNK = 500  # slots per ZADD inside it (Lua's unpack takes a few thousand values at most)
 
 # KEYS: users' slot sets; ARGV: the claims' new end, the sets' lifetime, then for each user
 # their slots in one string, one a line (channel names hold no line break). XX: a slot
 # released meanwhile stays released.
 RENEW = (
-    """
-local CHUNK = """
-    + str(CHUNK)
+    redis_scripts.LUA
     + """
 local expiry, lifetime = ARGV[1], ARGV[2]
 for k, key in ipairs(KEYS) do
-    local slots = {}
-    for m in string.gmatch(ARGV[k + 2], '[^\\n]+') do slots[#slots + 1] = m end
-    for s = 1, #slots, CHUNK do
-        local pairs_ = {}
-        for i = s, math.min(s + CHUNK - 1, #slots) do
-            pairs_[#pairs_ + 1] = expiry
-            pairs_[#pairs_ + 1] = slots[i]
-        end
-        redis.call('ZADD', key, 'XX', unpack(pairs_))
-    end
+    zadd_all(key, 'XX', expiry, lines(ARGV[k + 2]))
     redis.call('EXPIRE', key, lifetime)
 end
 return 0
@@ -81,23 +69,11 @@ async def renew(held: dict[int, set[str]]) -> None:
     per user in a pipeline cost a process with 10,000 idle sockets of 1,000 users 2,000
     commands, their replies and the garbage they leave, every renewal.
     """
-    batches: list[tuple[list[str], list[str]]] = []
-    keys: list[str] = []
-    args: list[str] = []
-    count = 0
-    for user_id, holders in held.items():
-        keys.append(redis_store.user_sockets(user_id))
-        args.append("\n".join(holders))  # one argument to encode, not one per slot
-        count += len(holders)
-        if count >= RENEW_BATCH:
-            batches.append((keys, args))
-            keys, args, count = [], [], 0
-    if keys:
-        batches.append((keys, args))
     script = redis_store.async_client().register_script(RENEW)
     ttl = settings.CHAT_SOCKET_SLOT_TTL
-    for keys, args in batches:
-        await script(keys=keys, args=[time.time() + ttl, int(ttl) + 1, *args])
+    for batch in redis_scripts.batches(held, RENEW_BATCH):
+        keys = [redis_store.user_sockets(user_id) for user_id, _ in batch]
+        await script(keys=keys, args=[time.time() + ttl, int(ttl) + 1, *(s for _, s in batch)])
 
 
 class Keeper(Periodic[int]):

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
-from chat import presence, redis_store, socket_slots
+from chat import presence, redis_scripts, redis_store, socket_slots
 
 
 def a_room() -> str:
@@ -57,7 +57,7 @@ async def test_one_renewal_of_many_rooms_is_a_few_script_calls_sent_by_digest(co
 async def test_renewal_pushes_back_every_entry_even_past_a_chunk_and_a_batch(settings):
     settings.CHAT_PRESENCE_TTL = 30
     big = a_room()  # more entries than a ZMSCORE or a ZADD takes at once
-    rooms = {big: {entry(f"u{i}") for i in range(presence.CHUNK * 2 + 7)}}
+    rooms = {big: {entry(f"u{i}") for i in range(redis_scripts.CHUNK * 2 + 7)}}
     rooms |= {a_room(): {entry("ann"), entry("bob")} for _ in range(presence.RENEW_BATCH)}
     for room, entries in rooms.items():
         for e in entries:
@@ -112,7 +112,7 @@ async def test_slot_renewal_is_a_few_script_calls_and_never_brings_back_a_releas
     settings.CHAT_SOCKET_SLOT_TTL = 60
     base = 10_000_000 + uuid.uuid4().int % 1_000_000
     held = {base + n: {f"specific.{uuid.uuid4().hex}" for _ in range(10)} for n in range(300)}
-    held[base + 300] = {f"specific.{n}" for n in range(socket_slots.CHUNK * 2 + 3)}
+    held[base + 300] = {f"specific.{n}" for n in range(redis_scripts.CHUNK * 2 + 3)}
     client = redis_store.async_client()
     for user_id, holders in held.items():
         await client.zadd(redis_store.user_sockets(user_id), dict.fromkeys(holders, 1.0))
@@ -125,7 +125,9 @@ async def test_slot_renewal_is_a_few_script_calls_and_never_brings_back_a_releas
     await socket_slots.renew(held)
 
     assert commands_sent and set(commands_sent) == {"EVALSHA"}, commands_sent[:5]
-    assert len(commands_sent) <= (3000 + socket_slots.CHUNK * 2 + 3) // socket_slots.RENEW_BATCH + 1
+    assert (
+        len(commands_sent) <= (3000 + redis_scripts.CHUNK * 2 + 3) // socket_slots.RENEW_BATCH + 1
+    )
     for user_id in (base, base + 299, base + 300):
         key = redis_store.user_sockets(user_id)
         claims = dict(await client.zrange(key, 0, -1, withscores=True))
