@@ -53,9 +53,12 @@ class Unavailable(Exception):
 class HandOff:
     """Collects records into batches; ``await submit(record)`` returns once it is published.
 
-    One instance serves an event loop (``get_handoff``). While the publishing thread is
-    busy, new records gather into the next batch, so the batch size grows with the load on
-    its own.
+    One instance serves an event loop (``get_handoff``). A batch is due when its window
+    (``max_delay``) closes; if this loop's previous batch is still being published then,
+    the records go on gathering until it is done, and go out together: the publishing
+    thread could not have taken them any sooner, and one task of many records costs the
+    broker and the worker far less than many tasks of a few. So batches grow with the load
+    (up to ``max_batch``) on their own.
     """
 
     def __init__(
@@ -72,6 +75,8 @@ class HandOff:
         self._pending: list[tuple[dict, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._publishing: set[asyncio.Task] = set()  # strong references until done
+        self._in_flight = 0  # batches handed to the publishing thread, not yet back
+        self._due = False  # a batch's window closed while another was in flight
 
     async def submit(self, record: dict) -> None:
         loop = asyncio.get_running_loop()
@@ -87,13 +92,26 @@ class HandOff:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._in_flight and len(self._pending) < self.max_batch:
+            self._due = True  # gathers until the batch in flight is back
+            return
+        self._due = False
         batch, self._pending = self._pending, []
         if batch:
+            self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._publish_batch(batch))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
 
     async def _publish_batch(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+        try:
+            await self._publish_and_answer(batch)
+        finally:
+            self._in_flight -= 1
+        if self._due and not self._in_flight:
+            self._flush()
+
+    async def _publish_and_answer(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
         records = [record for record, _ in batch]
         metrics.HANDOFF_BATCH_SIZE.observe(len(records))
