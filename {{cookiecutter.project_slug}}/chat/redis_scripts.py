@@ -14,17 +14,20 @@ from typing import TypeVar
 # Members per ZADD or ZMSCORE inside a script: Lua's unpack() takes a few thousand values.
 CHUNK = 500
 
-LUA = f"""
-local CHUNK = {CHUNK}
+LUA = (
+    """
+local CHUNK = """
+    + str(CHUNK)
+    + """
 local function lines(s)
-    local found = {{}}
+    local found = {}
     for m in string.gmatch(s, '[^\\n]+') do found[#found + 1] = m end
     return found
 end
 -- ZADD every one of members with the same score, CHUNK at a time; flag: 'XX' or nil.
 local function zadd_all(key, flag, score, members)
     for s = 1, #members, CHUNK do
-        local args = {{}}
+        local args = {}
         if flag then args[1] = flag end
         for i = s, math.min(s + CHUNK - 1, #members) do
             args[#args + 1] = score
@@ -34,6 +37,7 @@ local function zadd_all(key, flag, score, members)
     end
 end
 """
+)
 
 Name = TypeVar("Name")
 
