@@ -140,6 +140,7 @@ class Sample:
     seconds: float
     asgi_rss: int
     worker_rss: int
+    worker_main_rss: int  # of which Celery's main process (the consumer, not the pool)
     pg_asgi: int
     pg_worker: int
     redis_memory: int
@@ -223,6 +224,7 @@ def test_soak(make_user, own_redis, tmp_path):
                 seconds=time.monotonic() - started,
                 asgi_rss=rss_bytes(web.pid),
                 worker_rss=process_tree_rss(worker.pid),
+                worker_main_rss=rss_bytes(worker.pid),
                 pg_asgi=connections_of(Role.WEB),
                 pg_worker=connections_of(Role.WORKER),
                 redis_memory=redis_client.info("memory")["used_memory"],
@@ -314,14 +316,22 @@ class Report:
             f"{sum(c.refused for c in self.chatters)} sends refused and resent",
             f"{'':28}{'after warm-up':>15}{'end':>12}{'growth':>12}{'slope/hour':>14}",
         ]
-        for field, label in (("asgi_rss", "ASGI RSS (MiB)"), ("worker_rss", "worker RSS (MiB)")):
+        for field, label in (
+            ("asgi_rss", "ASGI RSS (MiB)"),
+            ("worker_rss", "worker RSS (MiB)"),
+            ("worker_main_rss", "  its main process"),
+        ):
             first, last = getattr(self.steady[0], field), getattr(self.steady[-1], field)
             growth, slope = self.growth(field), slope_per_hour(self.steady, field)
             lines.append(
                 f"{label:28}{first / mib:15.1f}{last / mib:12.1f}"
                 f"{growth / mib:+12.1f}{slope / mib:+14.1f}"
             )
-        for field, label in (("asgi_rss", "ASGI"), ("worker_rss", "worker")):
+        for field, label in (
+            ("asgi_rss", "ASGI"),
+            ("worker_rss", "worker"),
+            ("worker_main_rss", "worker main process"),
+        ):
             periods = " ".join(f"{growth:+.1f}" for growth in self.by_period(field))
             lines.append(f"{label} RSS growth in each sixth of the run (MiB): {periods}")
         lines += [
@@ -358,6 +368,7 @@ def chart(samples: list[Sample], path: Path):
     for field, label in (
         ("asgi_rss", "ASGI RSS"),
         ("worker_rss", "worker RSS (with its pool)"),
+        ("worker_main_rss", "worker's main process RSS"),
         ("redis_memory", "Redis used memory"),
     ):
         memory.plot(minutes, [getattr(s, field) / 2**20 for s in samples], label=label)
