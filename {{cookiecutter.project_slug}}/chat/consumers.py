@@ -176,6 +176,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         would stay up, the groups would keep the dead channel, and a slot kept until its
         claim runs out would count against the user for ``CHAT_SOCKET_SLOT_TTL``.
         ``disconnect`` is idempotent, so running it again after a clean close is harmless.
+        Last, the channel layer forgets the socket's channel (``discard_channel``).
         """
         try:
             await super().__call__(scope, receive, send)
@@ -183,6 +184,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.outbox.stop()
             with contextlib.suppress(RedisError, OSError):  # else the memberships run out
                 await self.disconnect(None)
+            if channel := getattr(self, "channel_name", None):
+                with contextlib.suppress(RedisError, OSError):
+                    await groups.channel_layer().discard_channel(channel)
 
     async def disconnect(self, code):
         if self.connected:

@@ -91,8 +91,23 @@ class BoundedRedisChannelLayer(RedisChannelLayer):
         """``send`` each ``(channel, message)``, all at once: no order between them is kept."""
         await asyncio.gather(*(self.send(channel, message) for channel, message in messages))
 
+    async def discard_channel(self, channel: str) -> None:
+        """Forget the buffer of a channel whose consumer has ended."""
+        self.receive_buffer.pop(channel, None)
+
 
 class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):
+    async def discard_channel(self, channel: str) -> None:
+        """Forget a channel whose consumer has ended: its queue and its Redis subscription.
+
+        The layer does this itself only when the consumer's pending ``receive`` is
+        cancelled; a consumer whose last ``receive`` had already returned as it ended (a
+        message in the moment of its close) left both behind for the process's life, one
+        per socket in the soak (docs/operations.md)."""
+        loop_layer = self._get_layer()
+        if loop_layer.channels.pop(channel, None) is not None:
+            await loop_layer._get_shard(channel).unsubscribe(channel)
+
     async def send_many(self, messages: Messages) -> None:
         """``send`` each ``(channel, message)``, in one round trip per shard, the shards at
         once: no order between them is kept."""

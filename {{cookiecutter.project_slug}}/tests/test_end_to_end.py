@@ -10,12 +10,13 @@ import urllib.request
 import uuid
 
 import pytest
+import redis
 from django.conf import settings
 
 from chat.models import Message
 from config.roles import Role
 from support.pgstat import connections_of
-from support.processes import child_env, sampling, start_web, start_worker
+from support.processes import child_env, sampling, start_web, start_worker, wait_for
 from tests.wsclient import Client
 
 # Committed data (transaction=True): the server and worker processes must see the users.
@@ -146,3 +147,33 @@ def test_login_over_http_opens_the_socket_and_uses_the_web_pool(stack, make_user
 
     message = asyncio.run(talk())
     assert message["author"] == ann.user.username
+
+
+@pytest.mark.skipif(
+    settings.CHANNEL_LAYER != "redis_pubsub", reason="a socket's channel is a subscription"
+)
+def test_closed_sockets_leave_no_channel_subscribed(stack, make_user):
+    """On the pub/sub layer each socket's channel is a Redis subscription of its process.
+    Users leaving a busy room one by one (each close a presence.leave for the room, its
+    own socket included) must leave none behind. The layer drops a channel only when the
+    consumer's pending receive is cancelled, and kept one per socket whose last receive
+    had already returned (the soak, docs/operations.md): the consumer now discards it."""
+    layer = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    pattern = f"{layer['prefix']}specific.*"
+    client = redis.Redis.from_url(layer["hosts"][0]["address"])
+    before = set(client.pubsub_channels(pattern))
+    room = f"e2e-{uuid.uuid4().hex[:8]}"
+    users = [make_user() for _ in range(10)]
+
+    async def scenario():
+        clients = [await Client(stack, user, room).__aenter__() for user in users]
+        for n, leaving in enumerate(clients):
+            for staying in clients[n:]:
+                await staying.send("still here")
+            await leaving.__aexit__()
+
+    asyncio.run(scenario())
+    try:
+        wait_for(lambda: not set(client.pubsub_channels(pattern)) - before, 10, "no channel left")
+    finally:
+        client.close()
