@@ -24,9 +24,12 @@ def closed_gate() -> None:
     gate.clear()
 
 
-def test_records_arriving_while_a_batch_is_published_go_out_together(settings):
+def behind_a_slow_publish(settings, max_batch: int, waves: list[int]) -> list[list[dict]]:
+    """Submit one record and, while its batch is held at the publisher, ``waves`` of
+    records, each wave followed by two batch windows; then let the publisher go. Returns
+    the batches published, in order."""
     settings.CHAT_HANDOFF_PUBLISHER = f"{__name__}.publish_held_at_the_gate"
-    settings.CHAT_HANDOFF_MAX_BATCH, settings.CHAT_HANDOFF_MAX_DELAY = 100, 0.01
+    settings.CHAT_HANDOFF_MAX_BATCH, settings.CHAT_HANDOFF_MAX_DELAY = max_batch, 0.01
     closed_gate()
 
     async def scenario():
@@ -34,9 +37,10 @@ def test_records_arriving_while_a_batch_is_published_go_out_together(settings):
         first = asyncio.create_task(handoff.submit({"id": "first"}))
         assert await asyncio.to_thread(reached.wait, 5)  # the first batch is in flight
         later = []
-        for n in range(5):
-            later.append(asyncio.create_task(handoff.submit({"id": f"later-{n}"})))
-            await asyncio.sleep(2 * settings.CHAT_HANDOFF_MAX_DELAY)  # arrivals: 5 windows
+        for size in waves:
+            for _ in range(size):
+                later.append(asyncio.create_task(handoff.submit({"id": f"later-{len(later)}"})))
+            await asyncio.sleep(2 * settings.CHAT_HANDOFF_MAX_DELAY)  # its window closes
         gate.set()
         async with asyncio.timeout(5):
             await asyncio.gather(first, *later)
@@ -45,28 +49,16 @@ def test_records_arriving_while_a_batch_is_published_go_out_together(settings):
         asyncio.run(scenario())
     finally:
         gate.set()
-    assert published == [[{"id": "first"}], [{"id": f"later-{n}"} for n in range(5)]]
+    return published
+
+
+def test_records_arriving_while_a_batch_is_published_go_out_together(settings):
+    batches = behind_a_slow_publish(settings, max_batch=100, waves=[1] * 5)
+    assert batches == [[{"id": "first"}], [{"id": f"later-{n}"} for n in range(5)]]
 
 
 def test_a_full_batch_goes_out_at_once_even_while_another_is_in_flight(settings):
     """``max_batch`` still bounds a batch: the thread takes the full one next."""
-    settings.CHAT_HANDOFF_PUBLISHER = f"{__name__}.publish_held_at_the_gate"
-    settings.CHAT_HANDOFF_MAX_BATCH, settings.CHAT_HANDOFF_MAX_DELAY = 3, 0.01
-    closed_gate()
-
-    async def scenario():
-        handoff = get_handoff()
-        first = asyncio.create_task(handoff.submit({"id": "first"}))
-        assert await asyncio.to_thread(reached.wait, 5)
-        later = [asyncio.create_task(handoff.submit({"id": f"later-{n}"})) for n in range(7)]
-        await asyncio.sleep(2 * settings.CHAT_HANDOFF_MAX_DELAY)  # the window of the 7th
-        gate.set()
-        async with asyncio.timeout(5):
-            await asyncio.gather(first, *later)
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        gate.set()
-    sizes = [len(batch) for batch in published]
+    batches = behind_a_slow_publish(settings, max_batch=3, waves=[7])
+    sizes = [len(batch) for batch in batches]
     assert sizes == [1, 3, 3, 1], sizes
