@@ -4,12 +4,20 @@ Nothing here does I/O: the consumer feeds text in and sends the frames built her
 every rule of the protocol can be tested without a socket, a server or a database.
 """
 
+import itertools
 import json
 import re
 import uuid
 from dataclasses import dataclass
 
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# How deep a frame may nest. No frame of the protocol nests more than one level, and this
+# is far below the depth at which the JSON parser runs out of stack.
+MAX_NESTING = 64
+# JSON strings (whose brackets are text), runs of anything but brackets and quotes, and an
+# unpaired quote: what is left after removing them is the frame's structure.
+NOT_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^"\[\]{}]++|"')
 
 # Error codes of the contract. The frame they come with says what went wrong and which
 # message (by id) it was about.
@@ -77,20 +85,32 @@ def is_text(value: str) -> bool:
     return True
 
 
+def nests_too_deeply(text: str) -> bool:
+    """Whether ``text`` opens more than MAX_NESTING arrays or objects inside one another.
+
+    Checked before parsing because the parser's own limit is the interpreter's stack: a
+    ``[[[[...`` a few hundred deep fails or not depending on how deep the caller already is,
+    so the same frame could get a different answer in the consumer than in a test.
+    """
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return False
+    structure = NOT_STRUCTURE.sub("", text)
+    depths = itertools.accumulate(1 if bracket in "[{" else -1 for bracket in structure)
+    return max(depths, default=0) > MAX_NESTING
+
+
 def parse_client_frame(text: str, *, max_body: int) -> SendMessage | Typing:
     """Validate one text frame from a client; raise ProtocolError with the contract's code.
 
     Whatever ``text`` holds, the only exception raised is ProtocolError: the consumer
     answers it with an ``error`` frame and the socket stays open.
     """
+    if nests_too_deeply(text):
+        raise ProtocolError(INVALID_JSON, "The frame nests too deeply.")
     try:
         frame = json.loads(text)
     except ValueError:
         raise ProtocolError(INVALID_JSON, "The frame is not valid JSON.") from None
-    except RecursionError:
-        # ``[[[[...`` a few thousand deep: the parser runs out of stack before it finds
-        # anything wrong. No frame of the protocol nests more than one level.
-        raise ProtocolError(INVALID_JSON, "The frame nests too deeply.") from None
     if not isinstance(frame, dict):
         raise ProtocolError(INVALID_FRAME, "A frame must be a JSON object.")
 

@@ -58,6 +58,41 @@ def test_bad_frames_get_the_contract_error_code(text, code, message_id):
     assert error["detail"]
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def called_from_deep_in_the_stack(function, depth: int):
+    return function() if depth == 0 else called_from_deep_in_the_stack(function, depth - 1)
+
+
+def code_of(text: str) -> str:
+    try:
+        parse(text)
+    except ProtocolError as error:
+        return error.code
+    raise AssertionError("accepted")
+
+
+def test_nesting_has_one_limit_whatever_the_callers_stack():
+    """The JSON parser's own limit is the interpreter's stack, which moves with the caller;
+    the validator's is MAX_NESTING, the same answer from a test and from a consumer."""
+    at_limit, past_it = nested(protocol.MAX_NESTING), nested(protocol.MAX_NESTING + 1)
+    assert code_of(at_limit) == protocol.INVALID_FRAME  # valid JSON, not an object
+    assert code_of(past_it) == protocol.INVALID_JSON
+    near_the_limit = nested(700)
+    deep = 1000 - 700 - 100  # most of the interpreter's stack already in use
+    assert code_of(near_the_limit) == protocol.INVALID_JSON
+    assert called_from_deep_in_the_stack(lambda: code_of(near_the_limit), deep) == (
+        protocol.INVALID_JSON
+    )
+
+
+def test_brackets_in_strings_are_text_not_nesting():
+    text = "[{" * 1000 + '\\"'
+    assert parse(frame(body=text, extra=json.loads(nested(protocol.MAX_NESTING - 1)))).body == text
+
+
 def test_body_limit_counts_characters_after_stripping():
     assert parse(frame(body=" " + "é" * 4000 + " ")).body == "é" * 4000
     with pytest.raises(ProtocolError):
