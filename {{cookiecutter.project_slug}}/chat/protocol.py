@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-# How deep a frame may nest. No frame of the protocol nests more than one level, and this
-# is far below the depth at which the JSON parser runs out of stack.
-MAX_NESTING = 64
+# How deep a frame may nest. No frame of the protocol nests more than one level, but unknown
+# fields are ignored, whatever they hold: so the limit is as high as it can be while staying
+# well below the depth at which the JSON parser runs out of stack (about 900 on Python 3.11).
+MAX_NESTING = 500
 # JSON strings (whose brackets are text), runs of anything but brackets and quotes, and an
 # unpaired quote: what is left after removing them is the frame's structure.
 NOT_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^"\[\]{}]++|"')
