@@ -356,12 +356,15 @@ def ceiling(records: list[dict], progress) -> dict:
     return figures
 
 
-def run_worker_until_stored(stage: Stage, rows: Callable[[], int], expected: int) -> tuple:
-    """Start the worker, and time it from ready until ``rows()`` counts ``expected``; the
-    seconds, and the watch of its PostgreSQL connections. ``rows`` is polled 20 times a
-    second on the same cores: a cheap count, not a lookup of thousands of ids."""
+def run_worker_until_stored(
+    stage: Stage, rows: Callable[[], int], expected: int, env: dict | None = None
+) -> tuple:
+    """Start the worker (with ``env``), and time it from ready until ``rows()`` counts
+    ``expected``; the seconds, and the watch of its PostgreSQL connections. ``rows`` is
+    polled 20 times a second on the same cores: a cheap count, not a lookup of thousands of
+    ids."""
     with ConnectionWatch(connection.settings_dict) as watch:
-        worker = stage.worker(wait=False)
+        worker = stage.worker(wait=False, env=env)
         try:
             worker.wait_until(lambda: " ready." in worker.output(), 60, "the worker to be ready")
             start = time.perf_counter()
@@ -394,7 +397,11 @@ def drain(
             app.send_task(PERSIST_TASK, args=[records[first : first + per_task]], producer=producer)
     tasks = -(-total // per_task)
     progress(f"{name}: {total} messages queued as {tasks} tasks; starting the worker")
-    elapsed, watch = run_worker_until_stored(stage, Message.objects.filter(room=room).count, total)
+    # The naive worker stores each task's batch alone, not with those queued behind it.
+    env = {"CHAT_PERSIST_GATHER": "0"} if per_task == 1 else None
+    elapsed, watch = run_worker_until_stored(
+        stage, Message.objects.filter(room=room).count, total, env
+    )
     rate = round(total / elapsed, 1)
     progress(f"{name}: {rate:g} msgs/s, peak {watch.peak['worker']} worker connections")
     return {

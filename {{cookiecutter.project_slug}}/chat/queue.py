@@ -8,10 +8,13 @@ returns once the broker has it. The worker's pending sweep hands batches over ag
 
 import time
 
+from django.conf import settings
+
 from chat import pending
 from config.celery import app
 
 PERSIST_TASK = "chat.persist_messages"
+PERSIST_QUEUE = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
 PUBLISHED_AT = "published_at"  # a header of every batch: see send()
 SEED_OFFSETS_TASK = "chat.seed_offsets"
 

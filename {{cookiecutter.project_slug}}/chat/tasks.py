@@ -2,12 +2,13 @@
 
 Delivery is at least once (``CELERY_TASK_ACKS_LATE``, ``CELERY_TASK_REJECT_ON_WORKER_LOST``):
 a batch is acknowledged only after its transaction commits, and comes back if the worker
-dies first. ``chat.persistence`` makes the second delivery harmless. Database errors (the
-server restarting, the pool timing out, a connection broken mid-COMMIT) and a run past the
-soft time limit retry with exponential backoff, forever: a batch the broker accepted is
-never dropped. The backoff stops
-growing at ``CHAT_PERSIST_RETRY_MAX`` seconds, since a retry waits in the worker with its
-batch unacknowledged, and the broker hands such a batch out again after its visibility
+dies first. The batches queued behind it are taken along, into the same statement, on the
+same terms (``chat.queued``). ``chat.persistence`` makes a second delivery harmless.
+Database errors (the server restarting, the pool timing out, a connection broken
+mid-COMMIT) and a run past the soft time limit retry with exponential backoff, forever: a
+batch the broker accepted is never dropped. The backoff stops growing at
+``CHAT_PERSIST_RETRY_MAX`` seconds, since a retry waits in the worker with its batch
+unacknowledged, and the broker hands such a batch out again after its visibility
 timeout (``config/settings.py`` shows how the timeouts fit together).
 
 What the worker process does around its tasks (returning connections to the pool, closing
@@ -24,9 +25,9 @@ from django import db
 from django.conf import settings
 from psycopg_pool import PoolTimeout
 
-from chat import access, mirrors, notifications, pending, redis_store, rooms
+from chat import access, mirrors, notifications, pending, queued, redis_store, rooms
 from chat.persistence import store_batch
-from chat.queue import PERSIST_TASK, SEED_OFFSETS_TASK
+from chat.queue import PERSIST_QUEUE, PERSIST_TASK, SEED_OFFSETS_TASK
 from ops import live, metrics
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ NOT_RETRIED = (db.DataError, db.IntegrityError)
 
 
 @shared_task(
+    bind=True,
     name=PERSIST_TASK,
     autoretry_for=(*RETRY_FOR, SoftTimeLimitExceeded),
     dont_autoretry_for=NOT_RETRIED,
@@ -50,8 +52,18 @@ NOT_RETRIED = (db.DataError, db.IntegrityError)
     soft_time_limit=settings.CHAT_PERSIST_SOFT_TIME_LIMIT,
     time_limit=settings.CHAT_PERSIST_TIME_LIMIT,
 )
-def persist_messages(records: list[dict]) -> dict:
-    result = store_batch(records)
+def persist_messages(self, records: list[dict]) -> dict:
+    # A database that cannot be reached fails this batch before others are taken along. A
+    # batch run eagerly (tests, CELERY_TASK_ALWAYS_EAGER) did not come from the queue.
+    db.connection.ensure_connection()
+    room = 0 if self.request.is_eager else settings.CHAT_PERSIST_GATHER - len(records)
+    behind = queued.take(PERSIST_TASK, PERSIST_QUEUE, room)
+    try:
+        result = store_batch(records + behind.records)
+    except BaseException:
+        behind.give_back()  # and this batch retries, or fails, as it would have alone
+        raise
+    behind.ack()
     lags = count_stored(result.stored, len(result.dead))
     # Dead letters are done with too: parked for a human, not for the pending sweep; and so
     # are the messages of deleted users, discarded with their authors. The pending entries

@@ -11,7 +11,8 @@ The worker's life, in order:
 - before each task, in the child: Django's query log empties, as a request's start empties it;
 - after each task, in the child: its connection goes back to the child's bounded pool
   (``config.connections``), whose figures go to the metrics;
-- when a child exits: its pool and notification loop close, its gauges stop counting;
+- when a child exits: its pool, notification loop and broker connection close, its gauges
+  stop counting;
 - at shutdown: the metrics directory goes.
 """
 
@@ -32,7 +33,7 @@ from celery import Celery, signals
 from django.db import close_old_connections, connections, reset_queries
 from kombu import Exchange, Queue
 
-from chat import notifications
+from chat import notifications, queued
 from ops.pool_metrics import observe_database_pool
 
 app = Celery(settings.PROJECT_SLUG)
@@ -92,6 +93,7 @@ def close_pool(pid=None, **kwargs):
     # PostgreSQL's backend has the pool; django-stubs types the generic one.
     connections["default"].close_pool()  # type: ignore[attr-defined]
     notifications.close()
+    queued.close()
     worker_metrics.forget_child(pid or os.getpid())
 
 

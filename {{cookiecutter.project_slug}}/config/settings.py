@@ -271,6 +271,10 @@ if CHAT_PERSIST_RETRY_MAX + CHAT_PERSIST_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT
         "CHAT_PERSIST_RETRY_MAX + CHAT_PERSIST_TIME_LIMIT must stay below "
         "CELERY_VISIBILITY_TIMEOUT, or batches still in a worker's hands are redelivered"
     )
+# A worker child stores the batches queued behind its own with it, up to this many messages
+# in one statement (chat.queued): catching up on a backlog of small batches went 1 task at a
+# time before, at a few percent of what PostgreSQL takes (docs/benchmark.md). 0: one at a time.
+CHAT_PERSIST_GATHER = env.int("CHAT_PERSIST_GATHER", default=1000)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # Left alone, kombu scans only on every 10th 10-second tick (throttle 10). One scan a

@@ -65,7 +65,7 @@ def test_storage_keeps_each_authors_message_under_one_id_once_and_never_changes_
 
 @pytest.mark.django_db
 def test_both_in_one_first_batch_each_is_stored_and_each_sender_hears_of_its_own_only(
-    django_user_model, monkeypatch
+    django_user_model, monkeypatch, persist_queue
 ):
     ann, bob = (django_user_model.objects.create_user(username=n) for n in ("ann", "bob"))
     message_id = str(uuid.uuid4())
