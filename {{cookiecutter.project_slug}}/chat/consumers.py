@@ -377,7 +377,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.outbox.put(event["frame"])  # serialised once, by the sender's consumer
 
     async def message_persisted(self, event):
-        await self.send_frame(protocol.persisted_frame(event["id"]))
+        """A frame per stored message; one event names all of a batch's from this socket
+        (a worker of an earlier version, still draining, sends one per message: ``id``)."""
+        for message_id in event["ids"] if "ids" in event else [event["id"]]:
+            await self.send_frame(protocol.persisted_frame(message_id))
 
     # Access, as the HTTP side changes it (chat.accounts, chat.rooms) --------------------
 

@@ -10,9 +10,13 @@ A batch's notifications go out together, with the layer's ``send_many``
 (``config/channel_layer.py``). On the pub/sub layer a batch of 100 sent with ``send`` cost
 100 round trips one after another, whatever ``asyncio.gather`` suggested: half the worker's
 time in the benchmark's profile (py-spy). Its ``send_many`` takes one per Redis shard.
+And each socket gets one event per batch, naming all of its sender's messages in it
+(``ids``): a batch taken along with those queued behind it (``chat.queued``) holds many
+of each busy sender's, and every event is a publish here and a decode in the consumer.
 """
 
 import asyncio
+from collections import defaultdict
 
 from chat import groups
 
@@ -24,10 +28,12 @@ def notify_persisted(records: list[dict]) -> None:
 
 
 async def _send_persisted(records: list[dict]) -> None:
+    ids: defaultdict[str, list[str]] = defaultdict(list)  # reply channel -> its stored ids
+    for record in records:
+        if record.get("reply_channel"):  # none in records queued before reply channels
+            ids[record["reply_channel"]].append(record["id"])
     await groups.channel_layer().send_many(
-        (record["reply_channel"], {"type": "message.persisted", "id": record["id"]})
-        for record in records
-        if record.get("reply_channel")
+        (channel, {"type": "message.persisted", "ids": its_ids}) for channel, its_ids in ids.items()
     )
 
 

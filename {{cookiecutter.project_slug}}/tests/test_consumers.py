@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from channels.layers import get_channel_layer
 from kombu import Connection
 
 from chat import protocol, redis_store, socket_slots
@@ -126,6 +127,25 @@ async def test_message_fans_out_is_accepted_and_reaches_the_queue(
     assert record["reply_channel"]
     for communicator in (ann_socket, bob_socket, elsewhere):
         await communicator.disconnect()
+
+
+async def test_persisted_events_become_one_frame_per_stored_message(ann, persist_queue):
+    """The worker's event names each of the socket's messages stored in a batch; a worker
+    of an earlier version, still draining its queue, sends one event per message."""
+    ann_socket = await connected(ann)
+    await ann_socket.send_json_to(send_frame())
+    await frames_until(
+        ann_socket, lambda f: {x["type"] for x in f} >= {"message", "message.accepted"}
+    )
+    [record] = queued_records(persist_queue)
+    layer = get_channel_layer()
+
+    await layer.send(record["reply_channel"], {"type": "message.persisted", "ids": ["a", "b"]})
+    await layer.send(record["reply_channel"], {"type": "message.persisted", "id": "c"})
+
+    frames = await frames_until(ann_socket, lambda f: len(f) == 3)
+    assert frames == [protocol.persisted_frame(i) for i in "abc"]
+    await ann_socket.disconnect()
 
 
 async def test_a_resent_id_is_neither_fanned_out_nor_queued_twice(ann, redis_client, persist_queue):

@@ -33,4 +33,19 @@ async def test_every_sender_of_the_batch_hears_persisted_about_its_own_message(l
 
     for record in records[:-1]:
         event = await asyncio.wait_for(layer.receive(record["reply_channel"]), 5)
-        assert event == {"type": "message.persisted", "id": record["id"]}
+        assert event == {"type": "message.persisted", "ids": [record["id"]]}
+
+
+async def test_a_sender_hears_of_all_its_messages_in_a_batch_in_one_event(layer, monkeypatch):
+    mine, theirs = await layer.new_channel(), await layer.new_channel()
+    records = [{"id": str(n), "reply_channel": mine if n % 3 else theirs} for n in range(9)]
+    monkeypatch.setattr(notifications.groups, "channel_layer", lambda: layer)
+
+    await notifications._send_persisted(records)
+
+    event = await asyncio.wait_for(layer.receive(mine), 5)
+    assert event == {"type": "message.persisted", "ids": ["1", "2", "4", "5", "7", "8"]}
+    event = await asyncio.wait_for(layer.receive(theirs), 5)
+    assert event == {"type": "message.persisted", "ids": ["0", "3", "6"]}
+    with pytest.raises(TimeoutError):  # one event each, nothing more
+        await asyncio.wait_for(layer.receive(mine), 0.3)
