@@ -111,7 +111,8 @@ class RedisBudget:
     Per process: the project's store (``chat.redis_store``: a blocking pool, and one more
     per event loop, each of ``store_pool_size``), Django's cache, the channel layer
     (``layer_pool_size`` per shard and event loop) and, when the broker is Redis, the
-    broker's producer pool (``broker_pool_limit`` connections; a worker's main process
+    broker's connection pool (``broker_pool_limit`` connections: publishing, and in a worker
+    child the one it takes queued batches on, ``chat.queued``; a worker's main process
     consumes on two more). ``processes`` comes from the PostgreSQL budget: ASGI processes,
     and Celery prefork children; each worker's main process counts once more (one worker
     instance: add ``reserve`` for more). ``reserve`` keeps room for management commands,

@@ -2,7 +2,6 @@
 holds them on the broker's terms: unacknowledged until committed, given back if not."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
@@ -13,6 +12,7 @@ from chat.models import Message
 from chat.queue import PERSIST_QUEUE, PERSIST_TASK, send
 from support.processes import child_env, start_worker
 from tests import broker
+from tests.records import batch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -31,22 +31,7 @@ def taking():
 
 
 def batches(author, count: int, size: int) -> list[list[dict]]:
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
-    return [
-        [
-            {
-                "id": str(uuid.uuid4()),
-                "room": "queued-tests",
-                "author": author.username,
-                "author_id": author.pk,
-                "body": f"batch {b} message {n}",
-                "sent_at": now,
-                "reply_channel": "",
-            }
-            for n in range(size)
-        ]
-        for b in range(count)
-    ]
+    return [batch(author, size, room="queued-tests") for _ in range(count)]
 
 
 def test_a_worker_stores_the_batches_queued_behind_its_own_in_one_statement(

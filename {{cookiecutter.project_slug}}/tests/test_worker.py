@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tracemalloc
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -25,6 +24,7 @@ from config.celery import close_pool
 from config.roles import Role
 from support.pgstat import admin_connection, connections_of
 from support.processes import PROJECT_DIR, child_env, start_worker
+from tests.records import batch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,22 +34,6 @@ def worker(persist_queue, tmp_path):
     process = start_worker(child_env(), tmp_path / "worker.log")
     yield process
     process.stop()
-
-
-def batch(author, size: int = 20) -> list[dict]:
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
-    return [
-        {
-            "id": str(uuid.uuid4()),
-            "room": "worker-tests",
-            "author": author.username,
-            "author_id": author.pk,
-            "body": f"message {n}",
-            "sent_at": now,
-            "reply_channel": "",
-        }
-        for n in range(size)
-    ]
 
 
 def stored(records) -> bool:
