@@ -171,6 +171,10 @@ def test_idle_sockets_cost_the_project_no_database_connection_and_bounded_redis(
         assert row["delivered"] == row["expected"] == row["sockets"], row
         assert row["web_peak"] == 0, row
         assert 1 <= row["redis_clients_peak"] <= row["redis_budget"], row
+        # At the peak, by the name each connection gives itself: only the pools, each
+        # within its size.
+        sizes, pools = row["redis_pool_sizes"], row["redis_clients_by_pool"]
+        assert all(pools[name] <= sizes.get(name, 0) for name in pools), row
     # The budget is a sum of pool sizes, the same at every level: far from one per socket.
     assert len({row["redis_budget"] for row in ours}) == 1, ours
     assert ours[-1]["redis_clients_peak"] < ours[-1]["sockets"] / 10, ours

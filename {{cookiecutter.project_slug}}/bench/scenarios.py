@@ -56,6 +56,7 @@ from support.processes import (
     server_binaries,
     tcp_connections_to,
 )
+from support.redis_clients import clients_by_name
 
 LAYERS = ("redis", "redis_pubsub")
 
@@ -751,15 +752,17 @@ def crowd_levels(
     rooms = [f"bench-crowd-{design}-{n}" for n in range(max(sizes.crowd) // CROWD_ROOM)]
     redis_port = urlsplit(settings.REDIS_URL).port or 6379
     idle_mb = rss_mb(web.pid)["rss_mb"]
-    redis_peak = 0
+    redis_peak, redis_pools = 0, {}
 
     def sample_redis():
-        nonlocal redis_peak
-        redis_peak = max(redis_peak, tcp_connections_to(web.pid, redis_port))
+        nonlocal redis_peak, redis_pools
+        count = tcp_connections_to(web.pid, redis_port)
+        if count > redis_peak:  # whose they are, by the name each pool gives its connections
+            redis_peak, redis_pools = count, dict(clients_by_name(web.pid, settings.REDIS_URL))
 
     rows = []
     for level in sizes.crowd:
-        redis_peak = 0
+        redis_peak, redis_pools = 0, {}
         with ConnectionWatch(connection.settings_dict) as watch, sampling(sample_redis, 0.2):
             opened = crowd.ask(open=level, url=url, cookies=cookies, rooms=rooms)
             progress(
@@ -786,8 +789,10 @@ def crowd_levels(
             **memory,
             "kib_per_socket": round((memory["rss_mb"] - idle_mb) * 1024 / max(sockets, 1), 1),
             "redis_clients_peak": redis_peak,
+            "redis_clients_by_pool": redis_pools,
             # What the pools of one process may hold (config.connections.RedisBudget).
             "redis_budget": sum(settings.REDIS_BUDGET.per_process().values()),
+            "redis_pool_sizes": dict(settings.REDIS_BUDGET.per_pool()),
             "web_peak": watch.peak["web"],
             "idle_cpu_pct": None,
         }

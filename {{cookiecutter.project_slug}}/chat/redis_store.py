@@ -19,6 +19,7 @@ import redis.asyncio
 from django.conf import settings
 
 from chat.per_loop import PerLoop
+from config.connections import redis_client_name
 
 # --- Key names ------------------------------------------------------------------------
 
@@ -152,8 +153,9 @@ _clients: dict[str, redis.Redis] = {}
 _async_clients: PerLoop[dict[str, redis.asyncio.Redis]] = PerLoop(dict)
 
 
-def client_options() -> dict:
+def client_options(pool: str) -> dict:
     return {
+        "client_name": redis_client_name(pool),
         "max_connections": settings.REDIS_POOL_SIZE,
         "timeout": settings.REDIS_POOL_TIMEOUT,
         "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
@@ -165,7 +167,7 @@ def client() -> redis.Redis:
     """The blocking client, for the HTTP side, the hand-off thread and the worker."""
     url = settings.REDIS_URL
     if url not in _clients:
-        pool = redis.BlockingConnectionPool.from_url(url, **client_options())
+        pool = redis.BlockingConnectionPool.from_url(url, **client_options("store"))
         _clients[url] = redis.Redis(connection_pool=pool)
     return _clients[url]
 
@@ -176,6 +178,6 @@ def async_client() -> redis.asyncio.Redis:
     clients = _async_clients()
     url = settings.REDIS_URL
     if url not in clients:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **client_options())
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **client_options("store-async"))
         clients[url] = redis.asyncio.Redis(connection_pool=pool)
     return clients[url]

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from config.roles import Role
+from config.roles import PROJECT_SLUG, Role
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,14 @@ CONSUMER_CLIENTS = 2
 blocking pops, and publishes (the pending sweep's hand-overs) like any other process."""
 
 
+def redis_client_name(pool: str) -> str:
+    """The name every connection of one of the project's Redis pools gives itself (``CLIENT
+    SETNAME``): ``CLIENT LIST`` then tells an operator whose each connection is, and a test
+    or the benchmark can hold each pool to its size. Pools: ``store`` and ``store-async``
+    (``chat.redis_store``), ``cache`` (Django's, the sessions), ``layer``, ``broker``."""
+    return f"{PROJECT_SLUG}:{pool}"
+
+
 def redis_server(url: str) -> str:
     """Which Redis server ``url`` points at (``host:port``, or the socket's path): the
     roles that share one server, in any database, add up against its ``maxclients``."""
@@ -128,15 +136,31 @@ class RedisBudget:
     broker_pool_limit: int
     reserve: int
 
+    def pools(self) -> list[tuple[str, str, int]]:
+        """The pools of one ASGI process or worker child: each one's name
+        (``redis_client_name``), its server's URL, and the most connections it may hold."""
+        pools = [
+            ("store", self.store_url, self.store_pool_size),
+            ("store-async", self.store_url, self.store_pool_size * EVENT_LOOPS),
+            ("cache", self.store_url, CACHE_CLIENTS),
+        ]
+        pools += [("layer", url, self.layer_pool_size * EVENT_LOOPS) for url in self.layer_urls]
+        if self.broker_url is not None:
+            pools.append(("broker", self.broker_url, self.broker_pool_limit))
+        return pools
+
     def per_process(self) -> Counter[str]:
         """The connections one ASGI process or worker child may hold, by Redis server."""
         held: Counter[str] = Counter()
-        held[redis_server(self.store_url)] += self.store_pool_size * (1 + EVENT_LOOPS)
-        held[redis_server(self.store_url)] += CACHE_CLIENTS
-        for url in self.layer_urls:
-            held[redis_server(url)] += self.layer_pool_size * EVENT_LOOPS
-        if self.broker_url is not None:
-            held[redis_server(self.broker_url)] += self.broker_pool_limit
+        for _, url, most in self.pools():
+            held[redis_server(url)] += most
+        return held
+
+    def per_pool(self) -> Counter[str]:
+        """The connections one ASGI process or worker child may hold, by pool name."""
+        held: Counter[str] = Counter()
+        for name, _, most in self.pools():
+            held[redis_client_name(name)] += most
         return held
 
     def worker_main_process(self) -> Counter[str]:

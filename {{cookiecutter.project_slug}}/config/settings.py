@@ -10,7 +10,7 @@ from pathlib import Path
 
 import environ
 
-from config.connections import ConnectionBudget, RedisBudget, pool_options
+from config.connections import ConnectionBudget, RedisBudget, pool_options, redis_client_name
 from config.roles import PROJECT_SLUG, Role, application_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -153,6 +153,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": PROJECT_SLUG,
+        # Each pool's connections name themselves (CLIENT LIST shows whose each one is).
+        "OPTIONS": {"client_name": redis_client_name("cache")},
     }
 }
 # Sessions live in Redis (Django's cache), each with the identity record the WebSocket
@@ -200,6 +202,7 @@ CHANNEL_LAYERS = {
                     "socket_timeout": 10,
                     # Per event loop and shard, whatever the number of sockets.
                     "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+                    "client_name": redis_client_name("layer"),
                 }
                 for url in CHANNEL_LAYER_URLS
             ],
@@ -290,6 +293,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # the kernel keeps it, minutes, and the hand-off's one thread with it (chat/handoff.py).
     "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=2),
     "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=3),
+    "client_name": redis_client_name("broker"),
 }
 # The ASGI process publishes on the event loop's side thread: fail fast when the broker is
 # down, so that the sender hears "unavailable" instead of waiting.

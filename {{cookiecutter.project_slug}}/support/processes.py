@@ -89,20 +89,30 @@ def tcp_connections_to(pid: int, port: int) -> int:
     """Established TCP connections of process ``pid`` to ``port`` (Linux), counted from
     outside as an operator would: the process's sockets in /proc, matched against the
     kernel's TCP table."""
+    return len(tcp_local_ports(pid, port))
+
+
+def tcp_local_ports(pid: int, port: int) -> set[int]:
+    """The local ports of process ``pid``'s established TCP connections to ``port``: how a
+    server that lists its clients by address (Redis's ``CLIENT LIST``) names them."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):  # closed meanwhile
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
             if target.startswith("socket:["):
                 inodes.add(target[len("socket:[") : -1])
-    count = 0
+    # A set, not a count of lines: the kernel lists the table a page per read, and a table
+    # that changes meanwhile can list a connection twice.
+    ports = set()
     for table in ("tcp", "tcp6"):
         with open(f"/proc/{pid}/net/{table}") as lines:
             for line in list(lines)[1:]:
                 fields = line.split()
+                local_port = int(fields[1].split(":")[1], 16)
                 remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
-                count += remote_port == port and state == "01" and inode in inodes
-    return count
+                if remote_port == port and state == "01" and inode in inodes:
+                    ports.add(local_port)
+    return ports
 
 
 def procfile_command(name: str) -> str:

@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 
 from chat import pending, redis_store
 from config.channel_layer import PipelinedPubSubChannelLayer
-from config.connections import ConnectionBudget, RedisBudget, redis_server
+from config.connections import ConnectionBudget, RedisBudget, redis_client_name, redis_server
 from config.roles import Role
 from ops.checks import redis_budget_fits_servers
 from support.processes import RedisServer
@@ -50,6 +50,13 @@ def test_the_budget_adds_every_pool_per_redis_server_whatever_the_database():
     # One ASGI process or worker child: store 5 x (blocking + 1 event loop) + cache 1, a
     # layer pool of 3 per shard on one loop, 4 broker connections.
     assert BUDGET.per_process() == {"store:6379": 10 + 1 + 3 + 4, "layer:6380": 3}
+    assert BUDGET.per_pool() == {
+        redis_client_name("store"): 5,
+        redis_client_name("store-async"): 5,
+        redis_client_name("cache"): 1,
+        redis_client_name("layer"): 2 * 3,
+        redis_client_name("broker"): 4,
+    }
     assert BUDGET.allowed(Role.WEB) == {"store:6379": 2 * 18, "layer:6380": 2 * 3}
     # Three children, and the worker's main process: store 5 + cache 1 + broker 4 + 2 to
     # consume, and no channel layer.
@@ -71,7 +78,7 @@ def test_a_broker_that_is_not_redis_costs_redis_nothing():
 def test_the_budget_counts_the_pools_the_project_really_makes(settings):
     """The figures the budget adds are the ones the clients are built with."""
     budget = settings.REDIS_BUDGET
-    assert redis_store.client_options()["max_connections"] == budget.store_pool_size
+    assert redis_store.client_options("store")["max_connections"] == budget.store_pool_size
     hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
     assert {host["max_connections"] for host in hosts} == {budget.layer_pool_size}
     assert [host["address"] for host in hosts] == list(budget.layer_urls)

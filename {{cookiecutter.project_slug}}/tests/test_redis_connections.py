@@ -10,6 +10,7 @@ connections to Redis, from /proc.
 
 import asyncio
 import uuid
+from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +18,7 @@ from django.conf import settings
 
 from config.connections import redis_server
 from support.processes import NO_RATE_LIMITS, child_env, start_web, tcp_connections_to
+from support.redis_clients import clients_by_name
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -53,18 +55,19 @@ def test_an_asgi_process_holds_redis_connections_from_bounded_pools_whatever_the
     users = [make_user() for _ in range(MANY // settings.CHAT_MAX_SOCKETS_PER_USER + 1)]
     rooms = [f"redis-conn-{uuid.uuid4().hex[:6]}-{n}" for n in range(ROOMS)]
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, Counter[str]]:
         base = f"ws://127.0.0.1:{port}"
         few = await open_and_talk(base, users, range(FEW), rooms)
         with_few = redis_connections(web.pid)
         many = await open_and_talk(base, users, range(FEW, MANY), rooms)
         with_many = redis_connections(web.pid)
+        by_pool = clients_by_name(web.pid, settings.REDIS_URL)
         for client in few + many:
             await client.__aexit__(None, None, None)
-        return with_few, with_many
+        return with_few, with_many, by_pool
 
     try:
-        with_few, with_many = asyncio.run(scenario())
+        with_few, with_many, by_pool = asyncio.run(scenario())
     finally:
         web.stop()
     print(
@@ -76,3 +79,7 @@ def test_an_asgi_process_holds_redis_connections_from_bounded_pools_whatever_the
     bound = settings.REDIS_BUDGET.per_process()[redis_server(settings.REDIS_URL)]
     assert with_many <= bound, (with_few, with_many, bound)
     assert with_many < MANY // 5, "far fewer connections than sockets: none held per socket"
+    # Pool by pool, by the name each connection gives itself: every one is from a pool the
+    # budget counts, and no pool holds more than its size.
+    sizes = settings.REDIS_BUDGET.per_pool()
+    assert by_pool and all(by_pool[name] <= sizes[name] for name in by_pool), (by_pool, sizes)
