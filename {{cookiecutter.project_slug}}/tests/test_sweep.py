@@ -2,7 +2,6 @@
 broker lost, and only that, even while a backlog waits in the queue."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -11,26 +10,12 @@ from django.conf import settings
 from chat import queue, redis_store, sweep
 from config.celery import app
 from tests.broker import queued_records
+from tests.records import batch
 
 pytestmark = [
     pytest.mark.skipif(settings.BROKER_IS_AMQP, reason="RabbitMQ loses no batch in delivery"),
     pytest.mark.django_db,
 ]
-
-
-def batch(user, size: int = 3) -> list[dict]:
-    return [
-        {
-            "id": str(uuid.uuid4()),
-            "room": "sweep",
-            "author": user.username,
-            "author_id": user.pk,
-            "body": "hello",
-            "sent_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "reply_channel": "",
-        }
-        for _ in range(size)
-    ]
 
 
 def ids(records: list[dict]) -> list[str]:
@@ -58,7 +43,7 @@ def test_a_batch_lost_behind_a_waiting_backlog_is_handed_over_once(
     injection: the instant cannot be hit on purpose). The sweep hands the lost batch over
     at once, although the queue is not empty, and not the batch still waiting in it."""
     settings.CHAT_PENDING_SWEEP_AFTER = 0  # every pending message is old enough
-    lost, waiting = batch(author), batch(author)
+    lost, waiting = batch(author, 3, "sweep"), batch(author, 3, "sweep")
     queue.publish(lost)
     with redis.Redis.from_url(app.conf.broker_url) as broker:
         assert broker.rpop(persist_queue) is not None  # taken, never recorded
