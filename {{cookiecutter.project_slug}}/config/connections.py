@@ -90,6 +90,10 @@ CACHE_CLIENTS = 1
 """Connections of Django's cache (the sessions) per process. It makes a client per request
 context, holding one connection while a command runs; sync code runs one request at a time
 on asgiref's thread-sensitive thread, and the client goes with its request."""
+BROKER_CLIENTS = 2
+"""Redis connections per broker connection (``CELERY_BROKER_POOL_LIMIT`` counts those):
+kombu's Redis transport gives each channel two pools, and takes a connection from one to
+check the server when the channel opens, from the other to publish (seen in CLIENT LIST)."""
 CONSUMER_CLIENTS = 2
 """A Celery worker's main process consumes with a connection for commands and one for its
 blocking pops, and publishes (the pending sweep's hand-overs) like any other process."""
@@ -119,12 +123,12 @@ class RedisBudget:
     Per process: the project's store (``chat.redis_store``: a blocking pool, and one more
     per event loop, each of ``store_pool_size``), Django's cache, the channel layer
     (``layer_pool_size`` per shard and event loop) and, when the broker is Redis, the
-    broker's connection pool (``broker_pool_limit`` connections: publishing, and in a worker
-    child the one it takes queued batches on, ``chat.queued``; a worker's main process
-    consumes on two more). ``processes`` comes from the PostgreSQL budget: ASGI processes,
-    and Celery prefork children; each worker's main process counts once more (one worker
-    instance: add ``reserve`` for more). ``reserve`` keeps room for management commands,
-    ``redis-cli`` and monitoring.
+    broker's connection pool (``broker_pool_limit`` connections, ``BROKER_CLIENTS`` Redis
+    connections each: publishing, and in a worker child the one it takes queued batches on,
+    ``chat.queued``; a worker's main process consumes on two more). ``processes`` comes
+    from the PostgreSQL budget: ASGI processes, and Celery prefork children; each worker's
+    main process counts once more (one worker instance: add ``reserve`` for more).
+    ``reserve`` keeps room for management commands, ``redis-cli`` and monitoring.
     """
 
     processes: ConnectionBudget
@@ -146,7 +150,7 @@ class RedisBudget:
         ]
         pools += [("layer", url, self.layer_pool_size * EVENT_LOOPS) for url in self.layer_urls]
         if self.broker_url is not None:
-            pools.append(("broker", self.broker_url, self.broker_pool_limit))
+            pools.append(("broker", self.broker_url, self.broker_pool_limit * BROKER_CLIENTS))
         return pools
 
     def per_process(self) -> Counter[str]:
@@ -168,7 +172,9 @@ class RedisBudget:
         held: Counter[str] = Counter()
         held[redis_server(self.store_url)] += self.store_pool_size + CACHE_CLIENTS
         if self.broker_url is not None:
-            held[redis_server(self.broker_url)] += self.broker_pool_limit + CONSUMER_CLIENTS
+            held[redis_server(self.broker_url)] += (
+                self.broker_pool_limit * BROKER_CLIENTS + CONSUMER_CLIENTS
+            )
         return held
 
     def allowed(self, role: Role) -> Counter[str]:

@@ -48,21 +48,21 @@ BUDGET = RedisBudget(
 
 def test_the_budget_adds_every_pool_per_redis_server_whatever_the_database():
     # One ASGI process or worker child: store 5 x (blocking + 1 event loop) + cache 1, a
-    # layer pool of 3 per shard on one loop, 4 broker connections.
-    assert BUDGET.per_process() == {"store:6379": 10 + 1 + 3 + 4, "layer:6380": 3}
+    # layer pool of 3 per shard on one loop, 4 broker connections of 2 Redis clients each.
+    assert BUDGET.per_process() == {"store:6379": 10 + 1 + 3 + 8, "layer:6380": 3}
     assert BUDGET.per_pool() == {
         redis_client_name("store"): 5,
         redis_client_name("store-async"): 5,
         redis_client_name("cache"): 1,
         redis_client_name("layer"): 2 * 3,
-        redis_client_name("broker"): 4,
+        redis_client_name("broker"): 8,
     }
-    assert BUDGET.allowed(Role.WEB) == {"store:6379": 2 * 18, "layer:6380": 2 * 3}
-    # Three children, and the worker's main process: store 5 + cache 1 + broker 4 + 2 to
+    assert BUDGET.allowed(Role.WEB) == {"store:6379": 2 * 22, "layer:6380": 2 * 3}
+    # Three children, and the worker's main process: store 5 + cache 1 + broker 8 + 2 to
     # consume, and no channel layer.
-    assert BUDGET.allowed(Role.WORKER) == {"store:6379": 3 * 18 + 12, "layer:6380": 3 * 3}
+    assert BUDGET.allowed(Role.WORKER) == {"store:6379": 3 * 22 + 16, "layer:6380": 3 * 3}
     assert BUDGET.allowed(Role.MANAGE) == {"store:6379": 7}
-    assert BUDGET.servers == {"store:6379": 36 + 66 + 7, "layer:6380": 6 + 9}
+    assert BUDGET.servers == {"store:6379": 44 + 82 + 7, "layer:6380": 6 + 9}
     assert BUDGET.server_urls() == {
         "store:6379": "redis://:secret@store:6379/0",
         "layer:6380": "redis://layer:6380/0",
