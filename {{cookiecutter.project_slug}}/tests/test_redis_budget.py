@@ -220,12 +220,17 @@ async def test_an_exhausted_pool_waits_its_timeout_then_the_sender_hears_unavail
 def test_redisconnections_shows_clients_now_against_the_budget(redis_with, settings, capsys):
     server = redis_with("--maxclients", "5000")
     total = total_on(server, settings)
-    held = [redis.Redis.from_url(server.url) for _ in range(3)]
+    # Two of the project's (by the name its pools give their connections), one someone else's.
+    names = [redis_client_name("store"), redis_client_name("store"), "another-project"]
+    held = [redis.Redis.from_url(server.url, client_name=name) for name in names]
     for client in held:
         client.ping()
     call_command("redisconnections", "--json")
     figures = json.loads(capsys.readouterr().out)["servers"][redis_server(server.url)]
-    assert figures["now"] == 3 and figures["budget_total"] == total
+    assert figures["now"] == 3 and figures["ours"] == {"store": 2}
+    assert figures["budget_total"] == total
+    call_command("redisconnections")
+    assert "ours by pool: store 2" in capsys.readouterr().out
     assert figures["maxclients"] == 5000 and figures["budget"]["manage"] == 10
     for client in held:
         client.close()
