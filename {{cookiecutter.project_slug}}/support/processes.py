@@ -205,6 +205,18 @@ class Process:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n{self.tail()}") from None
 
+    def shut_down(self, timeout: float = 20):
+        """SIGTERM to the main process alone, as a container runtime sends it: a Celery
+        worker's warm shutdown, in which running tasks finish and are acknowledged. (``stop``
+        signals the whole process group, as systemd does by default, and a prefork child
+        dies of SIGTERM at once: a task that has committed but not yet reported back is
+        handed back to the queue.) Then ``stop`` ends whatever is left."""
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        self.stop()
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 20):
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)

@@ -41,7 +41,7 @@ def test_a_worker_stores_the_batches_queued_behind_its_own_in_one_statement(
     take ten statements, each stamping its rows with its own ``stored_at``. Taken along,
     they take one per child (two children), and a third if the worker's prefetch hands a
     child one more. Every batch is acknowledged: none is left in the queue after the worker
-    has stopped, when a broker gives back whatever a worker still held."""
+    has shut down, when a broker gives back whatever a worker still held."""
     queued_batches = batches(author, count=10, size=5)
     for records in queued_batches:
         send(records)
@@ -53,7 +53,7 @@ def test_a_worker_stores_the_batches_queued_behind_its_own_in_one_statement(
             lambda: Message.objects.filter(room="queued-tests").count() == 50, 30, "50 rows"
         )
     finally:
-        worker.stop()
+        worker.shut_down()
 
     statements = Message.objects.filter(room="queued-tests").values("stored_at").distinct()
     assert statements.count() <= 3, f"{statements.count()} statements for 10 batches"
