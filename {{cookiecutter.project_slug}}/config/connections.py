@@ -161,10 +161,11 @@ class RedisBudget:
         return held
 
     def per_pool(self) -> Counter[str]:
-        """The connections one ASGI process or worker child may hold, by pool name."""
+        """The connections one ASGI process or worker child may hold, by pool (the name
+        without the project's prefix, as ``redisconnections`` shows it)."""
         held: Counter[str] = Counter()
         for name, _, most in self.pools():
-            held[redis_client_name(name)] += most
+            held[name] += most
         return held
 
     def worker_main_process(self) -> Counter[str]:
