@@ -91,6 +91,7 @@ def main(argv=None) -> int:
             results[name] = wall.wall(bench_stage, sizes, cookies, progress)
         else:
             results[name] = getattr(scenarios, name)(bench_stage, sizes, cookies, progress)
+    stack.empty_queue()
     results["meta"]["seconds"] = round(time.monotonic() - began, 1)
     results["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report.write(results, args.out)

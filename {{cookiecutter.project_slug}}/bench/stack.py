@@ -9,16 +9,18 @@ Procfile, because the benchmark also runs the server the project was not generat
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 
+from chat import redis_store
 from chat.models import Message
 from chat.queue import PERSIST_TASK
+from config.celery import app
 from support import processes
 from support.processes import (
     PgBouncer,
@@ -159,12 +161,19 @@ def empty_messages() -> None:
 
 
 def empty_queue() -> None:
-    """Drop batches left in the persistence queue (by an interrupted run)."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        client.delete(settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"])
-    finally:
-        client.close()
+    """Drop what a scenario left unstored: the batches in the persistence queue, whichever
+    broker holds it, and the benchmark database's pending store. Left there, they would be
+    stored, or handed over again by the pending sweep, in the next scenario's figures."""
+    queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
+    with app.connection_for_write() as broker:
+        declared = app.amqp.queues[queue](broker.default_channel)
+        declared.declare()
+        declared.purge()
+    store = redis_store.client()
+    owed = cast(list[str], store.zrange(redis_store.pending_index(), 0, -1))
+    for first in range(0, len(owed), 1000):
+        store.delete(*(redis_store.pending_message(m) for m in owed[first : first + 1000]))
+    store.delete(redis_store.pending_index())
 
 
 def stored(ids) -> int:

@@ -28,6 +28,14 @@ def key(*parts: object) -> str:
     return ":".join([settings.PROJECT_SLUG, *map(str, parts)])
 
 
+def database() -> str:
+    """The PostgreSQL database this process serves. Keys that stand for its rows (the
+    messages it owes, the rooms it mirrors) are named after it: the test suite's or the
+    benchmark's database, sharing a Redis with a running project, never reads, overwrites
+    or hands over that project's."""
+    return settings.DATABASES["default"]["NAME"]
+
+
 def pending_member(author_id: int, message_id: str) -> str:
     """How a message is named in the pending store: by its author and id, its identity."""
     return f"{author_id}:{message_id}"
@@ -35,14 +43,15 @@ def pending_member(author_id: int, message_id: str) -> str:
 
 def pending_message(member: str) -> str:
     """A string: one accepted message (``pending_member``), as JSON, until the worker has
-    stored it."""
-    return key("pending", member)
+    stored it. Named after the database it is owed to (``database``)."""
+    return key("pending", database(), member)
 
 
 def pending_index() -> str:
     """A sorted set: the members of the pending store (``pending_member``), scored by when
-    their batch was published (or last handed over again)."""
-    return key("pending")
+    their batch was published (or last handed over again). Named after the database they
+    are owed to: a worker sweeps only what its own database is owed."""
+    return key("pending", database())
 
 
 def message_claim(message_id: str) -> str:
@@ -78,9 +87,8 @@ def room_mirror() -> str:
     """A hash: the private rooms and their members, mirrored from PostgreSQL. Field
     ``ready`` says the mirror is complete; ``room:<name>`` holds one private room's members.
     Bounded by the rooms table; expires after ``CHAT_ROOM_MIRROR_TTL`` unless kept. Named
-    after the database it mirrors: the test suite's or the benchmark's database, sharing a
-    Redis with a running project, never overwrites that project's mirror."""
-    return key("rooms", settings.DATABASES["default"]["NAME"])
+    after the database it mirrors (``database``)."""
+    return key("rooms", database())
 
 
 def room_mirror_draft(token: str) -> str:

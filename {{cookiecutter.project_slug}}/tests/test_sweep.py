@@ -1,14 +1,20 @@
 """The pending sweep (``chat.sweep``) against the real broker: it hands over again what the
 broker lost, and only that, even while a backlog waits in the queue."""
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
-from chat import queue, redis_store, sweep
+from chat import pending, queue, redis_store, sweep
 from config.celery import app
+from support.processes import PROJECT_DIR, child_env, database_url
 from tests.broker import queued_records
 from tests.records import batch
 
@@ -56,3 +62,48 @@ def test_a_batch_lost_behind_a_waiting_backlog_is_handed_over_once(
 
     assert sweep.requeue_overdue() == 0, "both batches are in the queue"
     assert ids(queued_records(persist_queue)) == queued
+
+
+def in_a_process_serving(database: str, code: str, records: list[dict]) -> str:
+    """Run ``code`` (``records`` in hand) in a process of this project serving another
+    PostgreSQL database on this Redis, as a running project and the test suite (or the
+    benchmark) share one; returns what it prints."""
+    elsewhere = database_url({**connection.settings_dict, "NAME": database})
+    env = {**os.environ, **child_env(DATABASE_URL=elsewhere)}
+    env.pop("PROCESS_ROLE", None)  # manage.py declares its own
+    script = f"import json, sys; from chat import pending; records = json.load(sys.stdin); {code}"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--verbosity", "0", "--command", script],
+        cwd=PROJECT_DIR,
+        env=env,
+        input=json.dumps(records),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_worker_hands_over_only_what_its_own_database_is_owed(
+    settings, persist_queue, clean_pending, author
+):
+    """The pending store is named after the database it is owed to: the sweep never hands
+    another database's messages over into this one (whose users may have the same ids),
+    the history never shows them, and the other database still finds them its own."""
+    settings.CHAT_PENDING_SWEEP_AFTER = 0  # every pending message is old enough
+    other = f"{connection.settings_dict['NAME']}_elsewhere"
+    theirs, ours = batch(author, 3, "sweep"), batch(author, 3, "sweep")
+    in_a_process_serving(other, "pending.remember(records)", theirs)
+    pending.remember(ours)  # accepted here, and lost by the broker
+
+    assert sweep.requeue_overdue() == len(ours)
+    assert sorted(ids(queued_records(persist_queue))) == sorted(ids(ours))
+    assert pending.lookup(author.pk, "sweep", ids(theirs)) == []
+
+    found = in_a_process_serving(
+        other,
+        "print(len(pending.fetch([pending.member(r) for r in records]))); pending.forget(records)",
+        theirs,
+    )
+    assert found.strip() == str(len(theirs))
