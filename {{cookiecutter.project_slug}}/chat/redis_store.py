@@ -19,6 +19,7 @@ import redis.asyncio
 from django.conf import settings
 
 from chat.per_loop import PerLoop
+from config import redis_connection
 from config.connections import redis_client_name
 
 # --- Key names ------------------------------------------------------------------------
@@ -186,6 +187,10 @@ def async_client() -> redis.asyncio.Redis:
     clients = _async_clients()
     url = settings.REDIS_URL
     if url not in clients:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **client_options("store-async"))
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            connection_class=redis_connection.connection_class(url),
+            **client_options("store-async"),
+        )
         clients[url] = redis.asyncio.Redis(connection_pool=pool)
     return clients[url]

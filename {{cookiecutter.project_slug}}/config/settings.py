@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 
+from config import redis_connection
 from config.connections import ConnectionBudget, RedisBudget, pool_options, redis_client_name
 from config.roles import PROJECT_SLUG, Role, application_name
 
@@ -203,6 +204,8 @@ CHANNEL_LAYERS = {
                     # Per event loop and shard, whatever the number of sockets.
                     "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
                     "client_name": redis_client_name("layer"),
+                    # A task cancelled mid-command stays cancelled (config/redis_connection.py).
+                    "connection_class": redis_connection.connection_class(url),
                 }
                 for url in CHANNEL_LAYER_URLS
             ],
