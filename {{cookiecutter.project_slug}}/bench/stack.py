@@ -9,7 +9,6 @@ Procfile, because the benchmark also runs the server the project was not generat
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -162,18 +161,15 @@ def empty_messages() -> None:
 
 def empty_queue() -> None:
     """Drop what a scenario left unstored: the batches in the persistence queue, whichever
-    broker holds it, and the benchmark database's pending store. Left there, they would be
-    stored, or handed over again by the pending sweep, in the next scenario's figures."""
+    broker holds it, and the benchmark database's pending index. Left there, they would be
+    stored, or handed over again by the pending sweep, in the next scenario's figures. (The
+    pending entries themselves expire; only the index leads the sweep to them.)"""
     queue = settings.CELERY_TASK_ROUTES[PERSIST_TASK]["queue"]
     with app.connection_for_write() as broker:
         declared = app.amqp.queues[queue](broker.default_channel)
         declared.declare()
         declared.purge()
-    store = redis_store.client()
-    owed = cast(list[str], store.zrange(redis_store.pending_index(), 0, -1))
-    for first in range(0, len(owed), 1000):
-        store.delete(*(redis_store.pending_message(m) for m in owed[first : first + 1000]))
-    store.delete(redis_store.pending_index())
+    redis_store.client().delete(redis_store.pending_index())
 
 
 def stored(ids) -> int:
