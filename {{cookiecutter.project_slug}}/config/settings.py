@@ -224,6 +224,12 @@ CHANNEL_LAYERS = {
 # transport options below follow the URL's scheme, so switching is one variable.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 BROKER_IS_AMQP = CELERY_BROKER_URL.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+# A plain redis:// broker goes through kombu's Redis transport keeping one client per channel
+# (config/broker_transport.py says why); other schemes keep kombu's own transport, whose TLS
+# defaults follow the scheme.
+CELERY_BROKER_TRANSPORT = (
+    "config.broker_transport:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
+)
 # Broker connections each process keeps for publishing (Celery's default); the Redis budget
 # below counts them. Publishes go out one at a time from the hand-off thread, so one is busy.
 CELERY_BROKER_POOL_LIMIT = env.int("CELERY_BROKER_POOL_LIMIT", default=10)
